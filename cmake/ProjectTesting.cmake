@@ -1,0 +1,33 @@
+# GoogleTest for every build: Debian's packaged library natively, built from
+# /usr/src/googletest (Debian's `googletest` package) when cross-compiling,
+# because the Windows test programs need a Windows GoogleTest.
+include(GoogleTest)
+
+if(CMAKE_CROSSCOMPILING)
+  set(BUILD_GMOCK OFF CACHE BOOL "" FORCE)
+  set(INSTALL_GTEST OFF CACHE BOOL "" FORCE)
+  set(gtest_force_shared_crt ON CACHE BOOL "" FORCE)
+  add_subdirectory(/usr/src/googletest ${CMAKE_BINARY_DIR}/_googletest EXCLUDE_FROM_ALL SYSTEM)
+  # GoogleTest 1.11 and later define the GTest:: aliases themselves.
+  if(NOT TARGET GTest::gtest)
+    add_library(GTest::gtest ALIAS gtest)
+    add_library(GTest::gtest_main ALIAS gtest_main)
+  endif()
+else()
+  find_package(GTest REQUIRED)
+endif()
+
+# Discovery runs when ctest starts (PRE_TEST), so building needs no Wine and a
+# slow Wine start-up cannot fail the build.
+set(CMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE PRE_TEST)
+
+# A GoogleTest program from SOURCES, linked to LIBS, with every test labelled LABEL.
+function(iocp_chat_add_gtest name)
+  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  iocp_chat_configure_target(${name})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  gtest_discover_tests(${name}
+    DISCOVERY_TIMEOUT 120
+    PROPERTIES LABELS "${ARG_LABEL}" TIMEOUT 300)
+endfunction()

@@ -1,0 +1,284 @@
+// completion_port.hpp — the completion-port layer: Windows IOCP's shape on
+// every platform.
+//
+// The I/O completion port model, in five steps:
+//   1. Associate each socket with the port and a completion key
+//      (CreateIoCompletionPort). The key says *which connection*.
+//   2. Start an operation — accept, receive, send — passing a per-operation
+//      context that owns its buffer (AcceptEx / WSARecv / WSASend with an
+//      OVERLAPPED). The call returns at once; the OS works in the background.
+//   3. When the operation finishes, the OS queues a completion: key, byte
+//      count, the operation's context and an error code.
+//   4. Worker threads loop on wait() (GetQueuedCompletionStatus); each
+//      completion goes to exactly one of them, which handles it and usually
+//      starts the next operation.
+//   5. post() (PostQueuedCompletionStatus) queues a completion by hand —
+//      used to wake workers and to tell them to stop.
+//
+// Contract kept by every backend (the server relies on it):
+//   * every started operation produces exactly one completion, even one that
+//     fails at once — so "a connection lives while it has operations
+//     outstanding" is a simple count;
+//   * a send completes only when all its bytes are written (a short send is
+//     resubmitted by the backend) or with an error;
+//   * cancel() makes every outstanding operation of a socket complete soon
+//     (CancelIoEx); the socket is closed only after those completions;
+//   * at most one receive and one send per socket are outstanding at a time
+//     (any number of accepts on a listening socket).
+//
+// Backends, chosen at run time (see open_completion_port):
+//   iocp  — Windows: the real thing (completion_port_win32.cpp);
+//   uring — Linux io_uring: submission and completion queues (completion_port_uring.cpp);
+//   epoll — Linux readiness: the operation is performed when the socket is
+//           ready, then reported as completed, the way Wine and Asio emulate
+//           IOCP (completion_port_epoll.cpp).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "iocp_chat/socket.hpp"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <sys/socket.h>
+#include <sys/uio.h>
+#endif
+
+namespace iocp_chat {
+
+namespace detail {
+class IocpPort;
+class UringPort;
+class EpollPort;
+}  // namespace detail
+
+/// Which engine produces the completions (`--backend auto|iocp|uring|epoll`).
+enum class Backend : std::uint8_t {
+  automatic,  ///< IOCP on Windows; io_uring on Linux, or epoll where io_uring cannot start.
+  iocp,       ///< Windows I/O completion ports.
+  uring,      ///< Linux io_uring.
+  epoll,      ///< Linux epoll readiness turned into completions.
+};
+
+/// "auto", "iocp", "uring" or "epoll".
+std::string_view to_string(Backend backend) noexcept;
+
+/// Parses the --backend option; std::nullopt for an unknown name.
+std::optional<Backend> parse_backend(std::string_view name) noexcept;
+
+/// The backends compiled into this program, in order of preference (not "auto").
+std::vector<Backend> compiled_backends();
+
+/// The per-socket value given at association and returned with each of its
+/// completions (ULONG_PTR in Win32: wide enough for a pointer on 64-bit —
+/// the original program cast it to a 32-bit DWORD).
+using CompletionKey = std::uintptr_t;
+
+/// What kind of operation a completion reports.
+enum class OperationKind : std::uint8_t {
+  accept,   ///< AcceptEx: a new connection.
+  receive,  ///< WSARecv: bytes arrived (0 bytes = the peer closed).
+  send,     ///< WSASend: all bytes written.
+  posted,   ///< PostQueuedCompletionStatus: a completion queued by hand.
+};
+
+/// Waits forever (INFINITE).
+inline constexpr std::chrono::milliseconds kWaitForever = std::chrono::milliseconds::max();
+
+/// The per-operation context: the OVERLAPPED idiom. Owned by the caller; it
+/// must stay alive and untouched from the start of the operation until its
+/// completion has been dequeued. The completion hands the same object back,
+/// which is how a worker finds the operation's buffer.
+class Operation {
+ public:
+  /// What this operation does.
+  OperationKind kind() const noexcept { return kind_; }
+
+  Operation(const Operation&) = delete;
+  Operation& operator=(const Operation&) = delete;
+
+ protected:
+  /// Sets the kind; only the concrete operations below exist.
+  explicit Operation(OperationKind kind) noexcept : kind_(kind) {}
+  ~Operation() = default;
+
+ private:
+  friend class detail::IocpPort;
+  friend class detail::UringPort;
+  friend class detail::EpollPort;
+
+#ifdef _WIN32
+  /// What Windows fills in; a completion returns its address, and
+  /// CONTAINING_RECORD(address, Operation, overlapped_) finds this object.
+  OVERLAPPED overlapped_{};
+#endif
+  OperationKind kind_;         ///< Fixed at construction.
+  int immediate_error_ = 0;   ///< An error found while starting, reported through the queue.
+  CompletionKey key_ = 0;     ///< The key of the socket it was started on.
+};
+
+/// Accepting one connection (AcceptEx). Several may wait on one listener at
+/// once, so a burst of clients never finds nobody accepting.
+class AcceptOperation final : public Operation {
+ public:
+  AcceptOperation() noexcept : Operation(OperationKind::accept) {}
+  /// The new connection, after a successful completion (empty otherwise).
+  Socket take_socket() noexcept { return std::move(accepted_); }
+
+ private:
+  friend class detail::IocpPort;
+  friend class detail::UringPort;
+  friend class detail::EpollPort;
+
+  Socket accepted_;  ///< Windows: created before AcceptEx; Linux: filled at completion.
+  NativeSocket listener_ = kInvalidSocket;  ///< For SO_UPDATE_ACCEPT_CONTEXT after completion.
+#ifdef _WIN32
+  /// AcceptEx writes the local and remote addresses here (each sockaddr + 16 bytes).
+  std::byte addresses_[2 * (sizeof(sockaddr_storage) + 16)]{};
+#endif
+};
+
+/// Receiving into a buffer the operation owns (WSARecv).
+class ReceiveOperation final : public Operation {
+ public:
+  /// A 4 KiB buffer, four times the original's 1024 bytes.
+  static constexpr std::size_t kDefaultCapacity = 4096;
+  /// Allocates the buffer once; it is reused by every receive.
+  explicit ReceiveOperation(std::size_t capacity = kDefaultCapacity);
+  /// The first `bytes` bytes of the buffer: what a completion reported.
+  std::span<const std::byte> received(std::size_t bytes) const noexcept {
+    return {buffer_.get(), bytes < capacity_ ? bytes : capacity_};
+  }
+  /// The buffer's size.
+  std::size_t capacity() const noexcept { return capacity_; }
+
+ private:
+  friend class detail::IocpPort;
+  friend class detail::UringPort;
+  friend class detail::EpollPort;
+
+  std::unique_ptr<std::byte[]> buffer_;  ///< Owned here, so it outlives the operation.
+  std::size_t capacity_;                 ///< Size of buffer_.
+};
+
+/// Bytes that several sends may share without copying: one broadcast
+/// chunk goes into every recipient's queue as the same buffer.
+using SharedBuffer = std::shared_ptr<const std::vector<std::byte>>;
+
+/// Makes a SharedBuffer holding a copy of `bytes`.
+SharedBuffer make_shared_buffer(std::span<const std::byte> bytes);
+
+/// Sending a list of buffers in one gathered operation (WSASend with an array
+/// of WSABUFs; sendmsg with an iovec array). The operation keeps the buffers
+/// alive until its completion; the backend finishes short writes itself.
+class SendOperation final : public Operation {
+ public:
+  SendOperation() noexcept : Operation(OperationKind::send) {}
+  /// Appends a buffer to send after the ones already added.
+  void add(SharedBuffer buffer);
+  /// Total bytes of all buffers added.
+  std::size_t size() const noexcept { return total_; }
+  /// True when there is nothing to send.
+  bool empty() const noexcept { return total_ == 0; }
+  /// Drops every buffer (after a completion) so the operation can be reused.
+  void clear() noexcept;
+  /// The buffers, in order.
+  std::span<const SharedBuffer> buffers() const noexcept { return buffers_; }
+
+ private:
+  friend class detail::IocpPort;
+  friend class detail::UringPort;
+  friend class detail::EpollPort;
+
+  std::vector<SharedBuffer> buffers_;  ///< What to send, in order.
+  std::size_t total_ = 0;              ///< Sum of the buffers' sizes.
+  std::size_t sent_ = 0;               ///< Progress so far, for resubmitting a short send.
+#ifdef _WIN32
+  std::vector<WSABUF> pieces_;  ///< The WSABUF array for the unsent part.
+#else
+  std::vector<iovec> pieces_;  ///< The iovec array for the unsent part.
+  msghdr message_{};           ///< sendmsg's header; must live while io_uring holds it.
+#endif
+};
+
+/// One finished operation, as GetQueuedCompletionStatus reports it.
+struct Completion {
+  CompletionKey key = 0;             ///< The socket's key, or the key given to post().
+  Operation* operation = nullptr;    ///< The context passed when starting; null for posted.
+  std::size_t bytes = 0;             ///< Bytes transferred (for posted: the value given).
+  std::error_code error;             ///< Empty on success; the OS's code and message otherwise.
+
+  /// The operation's kind; OperationKind::posted for a posted completion.
+  OperationKind kind() const noexcept { return operation ? operation->kind() : OperationKind::posted; }
+};
+
+/// An I/O completion port. Create one with open_completion_port(); share it
+/// by reference between the worker threads: every member is safe to call
+/// from several threads at once.
+class CompletionPort {
+ public:
+  virtual ~CompletionPort() = default;
+  CompletionPort(const CompletionPort&) = delete;
+  CompletionPort& operator=(const CompletionPort&) = delete;
+
+  /// The backend in use (never Backend::automatic).
+  virtual Backend backend() const noexcept = 0;
+
+  /// CreateIoCompletionPort(socket, port, key): the completions of this
+  /// socket's operations will carry `key`. Once per socket, before any start.
+  virtual void associate(const Socket& socket, CompletionKey key) = 0;
+
+  /// AcceptEx: completes with a new connection in `operation.take_socket()`.
+  virtual void start_accept(const Socket& listener, AcceptOperation& operation) = 0;
+
+  /// WSARecv: completes with the bytes received (0 when the peer closed).
+  virtual void start_receive(const Socket& socket, ReceiveOperation& operation) = 0;
+
+  /// WSASend with gathered buffers: completes when every byte is written.
+  virtual void start_send(const Socket& socket, SendOperation& operation) = 0;
+
+  /// CancelIoEx: every outstanding operation of the socket completes soon
+  /// (with an error, or a 0-byte receive). The caller decides that the
+  /// connection is closing by its own flag, never from those error codes:
+  /// Windows reports 995 (or 64), Wine 676, Linux ECANCELED or nothing at all.
+  virtual void cancel(const Socket& socket) = 0;
+
+  /// closesocket: forgets the association and closes the socket. Call it
+  /// only when no operation of the socket is outstanding.
+  virtual void close(Socket& socket) = 0;
+
+  /// PostQueuedCompletionStatus: queues a completion with `key` and `bytes`
+  /// and no operation; one waiting worker receives it.
+  virtual void post(CompletionKey key, std::size_t bytes = 0) = 0;
+
+  /// GetQueuedCompletionStatusEx: waits up to `timeout` for at least one
+  /// completion and fills up to out.size() of them; returns how many
+  /// (0 on timeout). Each completion goes to exactly one caller.
+  virtual std::size_t wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) = 0;
+
+  /// GetQueuedCompletionStatus: one completion, or std::nullopt on timeout.
+  std::optional<Completion> wait(std::chrono::milliseconds timeout = kWaitForever);
+
+ protected:
+  CompletionPort() = default;
+};
+
+/// Opens a completion port on `requested` (CreateIoCompletionPort with no
+/// socket). Backend::automatic picks IOCP on Windows and io_uring on Linux,
+/// falling back to epoll when io_uring cannot start (e.g. blocked by a
+/// container's seccomp profile); `note`, if given, receives a sentence to log
+/// saying what was chosen and why. A backend this platform lacks, or one that
+/// cannot start, throws std::system_error with the reason.
+std::unique_ptr<CompletionPort> open_completion_port(Backend requested, std::string* note = nullptr);
+
+}  // namespace iocp_chat

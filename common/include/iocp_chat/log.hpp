@@ -1,0 +1,17 @@
+// log.hpp — one line per event, from any thread, never interleaved.
+//
+// IOCP idea: log lines come from many worker threads at once; each line is
+// written with a single call under a lock, so two workers' lines never mix.
+#pragma once
+
+#include <string_view>
+
+namespace iocp_chat {
+
+/// Writes "HH:MM:SS.mmm <text>\n" to standard error as one write.
+void log_line(std::string_view text);
+
+/// Silences log_line (tests that start many servers keep their output short).
+void set_logging_enabled(bool enabled) noexcept;
+
+}  // namespace iocp_chat

@@ -1,0 +1,61 @@
+// port_fixture.hpp — a GoogleTest fixture that runs a test once per
+// completion-port backend compiled into this program (iocp on Windows;
+// uring and epoll on Linux). A backend that cannot start here (io_uring
+// blocked by a sandbox, say) is skipped with the reason, never passed.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <system_error>
+
+#include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/socket.hpp"
+
+namespace iocp_chat {
+
+/// Prints a backend by name in GoogleTest's messages ("epoll", not a byte dump).
+inline void PrintTo(Backend backend, std::ostream* out) { *out << to_string(backend); }
+
+}  // namespace iocp_chat
+
+namespace iocp_chat::testing_support {
+
+/// How long a test waits for a completion before it calls the wait a failure.
+inline constexpr std::chrono::milliseconds kCompletionDeadline{20000};
+
+/// Opens the parameter's backend for each test.
+class PortTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    try {
+      port_ = open_completion_port(GetParam());
+    } catch (const std::system_error& error) {
+      GTEST_SKIP() << "backend '" << to_string(GetParam()) << "' cannot start here: " << error.what();
+    }
+    ASSERT_EQ(port_->backend(), GetParam());
+  }
+
+  /// The next completion; a test failure if none arrives before the deadline.
+  Completion next_completion() {
+    auto completion = port_->wait(kCompletionDeadline);
+    if (!completion) {
+      ADD_FAILURE() << "no completion within " << kCompletionDeadline.count() << " ms";
+      return {};
+    }
+    return *completion;
+  }
+
+  NetworkSession network_;                ///< Winsock started for the test.
+  std::unique_ptr<CompletionPort> port_;  ///< The backend under test.
+};
+
+/// Names instantiations after the backend: Backends/PortTest.Name/epoll.
+inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
+  return std::string(to_string(info.param));
+}
+
+}  // namespace iocp_chat::testing_support
