@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# test.sh — the README's test command: installs what is missing, then builds
+# and tests every configuration a learner can use:
+#   linux  (GCC; the io_uring and epoll backends)
+#   asan   (AddressSanitizer + UndefinedBehaviorSanitizer)
+#   tsan   (ThreadSanitizer, clang, -Wthread-safety)
+#   mingw  (Windows cross build; real IOCP, tests run under Wine)
+#   format (clang-format check of every C++ file)
+# Prints one summary line per configuration; exits non-zero if any failed.
+# Usage: scripts/test.sh [configuration...]   (default: all of them)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+
+configurations=("$@")
+((${#configurations[@]})) || configurations=(linux asan tsan mingw format)
+
+declare -A results
+failed=0
+log_dir=build/logs
+mkdir -p "$log_dir"
+
+run_preset() {
+  local preset=$1
+  cmake --preset "$preset" >"$log_dir/$preset-configure.log" 2>&1 || { tail -30 "$log_dir/$preset-configure.log"; return 1; }
+  cmake --build --preset "$preset" >"$log_dir/$preset-build.log" 2>&1 || { grep -E 'error|Error' "$log_dir/$preset-build.log" | head -40; return 1; }
+  if [[ $preset == mingw ]]; then
+    bash scripts/with-wine.sh ctest --preset "$preset"
+  else
+    ctest --preset "$preset"
+  fi
+}
+
+check_format() {
+  local files
+  mapfile -t files < <(git ls-files '*.cpp' '*.hpp' '*.h' 2>/dev/null | grep -v '^build/')
+  clang-format --dry-run --Werror "${files[@]}"
+}
+
+for configuration in "${configurations[@]}"; do
+  echo "=== $configuration ==="
+  start=$SECONDS
+  if [[ $configuration == format ]]; then
+    check_format
+  else
+    run_preset "$configuration"
+  fi
+  status=$?
+  elapsed=$((SECONDS - start))
+  if ((status == 0)); then
+    results[$configuration]="passed (${elapsed}s)"
+  else
+    results[$configuration]="FAILED (${elapsed}s)"
+    failed=1
+  fi
+done
+
+echo
+echo "=== summary ==="
+for configuration in "${configurations[@]}"; do
+  printf '%-7s %s\n' "$configuration" "${results[$configuration]}"
+done
+exit $failed
