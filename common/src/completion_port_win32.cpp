@@ -22,11 +22,15 @@
 //   * CancelIoEx makes a socket's pending operations complete (aborted), the
 //     first step of closing a connection that still has I/O in flight.
 //
-// Verified under Wine 8.0 as well as written for Windows: see the notes on
-// cancel() and on the error codes next to wait_many().
+// Written for Windows and checked under Wine 8.0 (how the tests run it here):
+// see the notes in cancel() and, on error codes, in finish().
+
+// Order matters: Winsock 2 first, then its Microsoft extensions (AcceptEx),
+// then the rest of Win32. Separate blocks keep clang-format from sorting them.
 #include <winsock2.h>
-#include <ws2tcpip.h>
+
 #include <mswsock.h>
+
 #include <windows.h>
 
 #include <algorithm>
@@ -114,7 +118,7 @@ class IocpPort final : public CompletionPort {
   /// handled internally (a short send, resubmitted) and must not be reported.
   bool finish(const OVERLAPPED_ENTRY& entry, Completion& out);
 
-  HANDLE port_;  ///< The kernel's completion queue.
+  HANDLE port_;                                    ///< The kernel's completion queue.
   std::atomic<LPFN_ACCEPTEX> accept_ex_{nullptr};  ///< Cached AcceptEx address.
 
   /// Guards the two tables below; held only for a lookup or an update.
@@ -139,15 +143,15 @@ void IocpPort::associate(const Socket& socket, CompletionKey key) {
 }
 
 LPFN_ACCEPTEX IocpPort::accept_ex(NativeSocket listener, int& error) {
-  // AcceptEx lives in the Winsock provider, not in ws2_32's export table (the
-  // mswsock.dll export is a slower forwarder): the documented way to call it
-  // is to ask the provider for its address, by GUID, once.
+  // AcceptEx is a Microsoft extension that belongs to the socket's service
+  // provider, not to Winsock's core API: the documented way to call it is to
+  // ask the provider for its address, by GUID, at run time. Asked once.
   LPFN_ACCEPTEX function = accept_ex_.load(std::memory_order_acquire);
   if (function != nullptr) return function;
   GUID guid = WSAID_ACCEPTEX;
   DWORD returned = 0;
-  if (::WSAIoctl(listener, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &function,
-                 sizeof function, &returned, nullptr, nullptr) == SOCKET_ERROR) {
+  if (::WSAIoctl(listener, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &function, sizeof function,
+                 &returned, nullptr, nullptr) == SOCKET_ERROR) {
     error = ::WSAGetLastError();
     return nullptr;
   }
@@ -182,8 +186,8 @@ void IocpPort::start_accept(const Socket& listener, AcceptOperation& operation) 
   // for its first bytes (a client that connects and stays silent would
   // otherwise hold the accept). The addresses land in addresses_.
   DWORD received = 0;
-  if (!accept(listener.native(), operation.accepted_.native(), operation.addresses_, 0,
-              kAcceptAddressLength, kAcceptAddressLength, &received, &operation.overlapped_)) {
+  if (!accept(listener.native(), operation.accepted_.native(), operation.addresses_, 0, kAcceptAddressLength,
+              kAcceptAddressLength, &received, &operation.overlapped_)) {
     const int start_error = ::WSAGetLastError();
     if (start_error != ERROR_IO_PENDING) {
       operation.accepted_.close();
@@ -262,10 +266,13 @@ void IocpPort::complete_at_once(NativeSocket socket, Operation& operation, int e
 void IocpPort::cancel(const Socket& socket) {
   // CancelIoEx with no OVERLAPPED cancels every pending operation that this
   // process started on the handle, from any thread (CancelIo would cancel
-  // only the calling thread's). Each cancelled operation still completes —
-  // through the queue, with ERROR_OPERATION_ABORTED (995) on Windows. Wine 8
-  // does the same for a pending WSARecv and a pending AcceptEx, and reports
-  // 995 too. ERROR_NOT_FOUND (nothing pending) is not an error here.
+  // only the calling thread's). Each cancelled operation still completes,
+  // through the queue, with ERROR_OPERATION_ABORTED (995); a send reports
+  // the bytes it wrote before it was stopped. Checked under Wine 8.0: a
+  // pending WSARecv, AcceptEx and a large WSASend all complete at once with
+  // 995, whichever thread calls this. (shutdown(SD_BOTH) is no substitute:
+  // under Wine it leaves a pending WSARecv pending.) ERROR_NOT_FOUND —
+  // nothing was pending — is not an error here.
   ::CancelIoEx(as_handle(socket.native()), nullptr);
 }
 
@@ -290,16 +297,16 @@ void IocpPort::post(CompletionKey key, std::size_t bytes) {
 std::size_t IocpPort::wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) {
   if (out.empty()) return 0;
   const bool forever = timeout == kWaitForever;
-  const auto deadline = forever ? std::chrono::steady_clock::time_point::max()
-                                : std::chrono::steady_clock::now() + timeout;
+  const auto deadline =
+      forever ? std::chrono::steady_clock::time_point::max() : std::chrono::steady_clock::now() + timeout;
   std::array<OVERLAPPED_ENTRY, kBatchLimit> entries{};
   const auto wanted = static_cast<ULONG>(std::min(out.size(), entries.size()));
 
   for (;;) {
     DWORD wait_ms = INFINITE;
     if (!forever) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       wait_ms = to_wait_milliseconds(left);
     }
     // The batch form of GetQueuedCompletionStatus: up to `wanted` entries
@@ -337,10 +344,11 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
   // (complete_at_once). Otherwise the kernel left an NTSTATUS in the
   // OVERLAPPED, and GetOverlappedResult converts it to the Win32 code that
   // GetQueuedCompletionStatus would have set: 995 for an operation
-  // cancelled by CancelIoEx, 64 for a connection reset. Under Wine an
-  // operation aborted by closesocket reports 676 instead: the code is for
-  // the log, never for deciding what happened. (With bWait = FALSE the
-  // handle argument is not used: everything is read from the OVERLAPPED.)
+  // cancelled by CancelIoEx, 64 (ERROR_NETNAME_DELETED) for a connection
+  // reset. An operation aborted by closesocket reports 995 on Windows but
+  // 676 under Wine (ERROR_HANDLES_CLOSED, from STATUS_HANDLES_CLOSED): the
+  // code is for the log, never for deciding what happened. (With bWait =
+  // FALSE the handle argument is not used: all is read from the OVERLAPPED.)
   if (operation->immediate_error_ != 0) {
     out.error = os_error(operation->immediate_error_);
     operation->immediate_error_ = 0;
