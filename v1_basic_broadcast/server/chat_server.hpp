@@ -50,6 +50,7 @@ struct ServerConfig {
 
 /// One connected client: its socket, its two operations, its outbound queue.
 struct Connection {
+  /// Takes the accepted socket.
   explicit Connection(Socket accepted) : socket(std::move(accepted)) {}
 
   Socket socket;             ///< The client's socket; closed only after the last completion.

@@ -1,0 +1,551 @@
+// completion_port_uring.cpp — the completion-port layer on Linux io_uring,
+// the closest thing Linux has to an I/O completion port.
+//
+// IOCP idea shown: io_uring *is* a completion model. The program hands the
+// kernel a request together with its buffer, the kernel does the I/O in the
+// background, and later a completion appears in a queue that the program
+// reads. The pieces map almost one to one:
+//
+//   Windows IOCP                        io_uring (through liburing)
+//   ----------------------------------  ------------------------------------------
+//   CreateIoCompletionPort (new port)   io_uring_queue_init_params: a pair of rings
+//                                       shared with the kernel, SQ and CQ
+//   AcceptEx / WSARecv / WSASend        an SQE (submission queue entry), filled by
+//                                       io_uring_prep_accept / _recv / _sendmsg and
+//                                       handed over by io_uring_submit
+//   the OVERLAPPED pointer              the SQE's 64-bit user_data, given back
+//                                       untouched in the CQE
+//   a completion packet                 a CQE (completion queue entry): user_data,
+//                                       and res = bytes transferred or -errno
+//   GetQueuedCompletionStatusEx         io_uring_wait_cqe_timeout, then
+//                                       io_uring_peek_batch_cqe
+//   PostQueuedCompletionStatus          an IORING_OP_NOP, which completes at once
+//   CancelIoEx                          shutdown(SHUT_RDWR) (see cancel())
+//
+// The kernel tries a socket operation at once; if the socket is not ready it
+// waits for readiness internally and retries (IORING_FEAT_FAST_POLL) — the
+// same thing the epoll backend does in user space, done for us.
+//
+// What io_uring lacks, this file adds:
+//   * Completion keys. A CQE carries only user_data, so the port remembers
+//     each socket's key (associate) and copies it into the operation when
+//     the operation starts; the completion reads it back from there.
+//   * Whole sends. The kernel may write fewer bytes than asked. The contract
+//     says a send completes when every byte is written, so a short send is
+//     resubmitted here from where it stopped — and so is a send of more than
+//     kMaxSendPieces buffers — and only the last CQE becomes a completion.
+//   * Many threads on one queue. IOCP lets any number of threads start
+//     operations and wait on one port. An io_uring's two rings are plain
+//     shared memory, each with a single producer and a single consumer on
+//     the program's side, so:
+//       - submission_lock_ is held around get_sqe / prep / submit;
+//       - reaper_lock_, a lock with a timeout, lets one thread at a time read the CQ
+//         and sleep in the kernel for more; the other waiters queue for the
+//         lock, each with its own timeout (the leader/followers pattern).
+//         The holder takes at most out.size() CQEs, marks them seen and lets
+//         go, so each completion is read by exactly one thread.
+//     One ring for the whole port, not one per worker: that keeps IOCP's
+//     promise that any thread may start an operation and any worker may
+//     receive its completion, with no per-thread bookkeeping.
+//
+// user_data layout (64 bits), as this file writes it:
+//   kPostedTag (= 1)   a posted completion: its key and byte count wait in
+//                      posted_ (FIFO); each such NOP takes one entry.
+//   anything else      the address of the Operation (aligned to 8 bytes, so
+//                      never 1) — the OVERLAPPED pointer of this backend.
+//
+// Needs Linux 5.11 or newer (IORING_FEAT_NODROP: completions that overflow
+// the CQ are kept, not dropped; IORING_FEAT_EXT_ARG: a timed wait that does
+// not touch the SQ) and liburing 2.2 or newer (Debian 12: liburing-dev 2.3).
+// Where io_uring cannot start — an older kernel, or a container whose
+// seccomp profile blocks io_uring_setup — open_uring_port() throws, and
+// `--backend auto` falls back to epoll.
+//
+// Test with: ctest --test-dir build/linux -L common   (the socket tests run on
+// every compiled backend, this one included).
+#include <liburing.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "backends.hpp"
+#include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/os_error.hpp"
+#include "iocp_chat/sync.hpp"
+
+namespace iocp_chat::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// SQ size. Every start submits at once, so the SQ is almost always empty;
+/// the room is for bursts from many threads.
+constexpr unsigned kSubmissionEntries = 4096;
+/// CQ size: room for the receives, sends and accepts of thousands of
+/// clients finishing together. More still is kept by the kernel (NODROP).
+constexpr unsigned kCompletionEntries = 4 * kSubmissionEntries;
+/// Most CQEs looked at per io_uring_peek_batch_cqe call.
+constexpr unsigned kPeekBatch = 64;
+/// Most buffers handed to one sendmsg (the kernel refuses more than IOV_MAX).
+constexpr std::size_t kMaxSendPieces = IOV_MAX;
+/// user_data of the NOP that announces a posted completion (see the layout above).
+constexpr std::uint64_t kPostedTag = 1;
+static_assert(alignof(Operation) > 1, "an Operation's address must never equal kPostedTag");
+
+/// When a wait of `timeout` ends; std::nullopt for kWaitForever (INFINITE)
+/// or a timeout too long for the clock to represent.
+std::optional<Clock::time_point> deadline_after(std::chrono::milliseconds timeout) {
+  if (timeout == kWaitForever) return std::nullopt;
+  const auto now = Clock::now();
+  if (timeout > std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now)) {
+    return std::nullopt;
+  }
+  return now + std::max(timeout, std::chrono::milliseconds::zero());
+}
+
+/// A lock that can give up at a deadline (what std::timed_mutex offers),
+/// built from a mutex and a condition variable. Written out because
+/// std::timed_mutex waits with pthread_mutex_clocklock, which the
+/// ThreadSanitizer of clang 14 cannot see, while it does see condition
+/// variables. Works with std::unique_lock (lock, unlock, try_lock_until).
+class TimedLock {
+ public:
+  /// Blocks until this thread holds the lock.
+  void lock() {
+    std::unique_lock guard(mutex_);
+    released_.wait(guard, [this] { return !held_; });
+    held_ = true;
+  }
+  /// Blocks until this thread holds the lock or `deadline` passes; true if it holds it.
+  bool try_lock_until(Clock::time_point deadline) {
+    std::unique_lock guard(mutex_);
+    if (!released_.wait_until(guard, deadline, [this] { return !held_; })) return false;
+    held_ = true;
+    return true;
+  }
+  /// Lets the next waiting thread in.
+  void unlock() {
+    {
+      const std::lock_guard guard(mutex_);
+      held_ = false;
+    }
+    released_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;                    ///< Guards held_.
+  std::condition_variable released_;    ///< Signalled on unlock.
+  bool held_ = false;                   ///< True while some thread holds the lock.
+};
+
+/// A relative time in the kernel's own timespec, for io_uring_wait_cqe_timeout.
+__kernel_timespec to_kernel_timespec(Clock::duration duration) {
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(duration);
+  __kernel_timespec timespec{};
+  timespec.tv_sec = seconds.count();
+  timespec.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(duration - seconds).count();
+  return timespec;
+}
+
+}  // namespace
+
+/// The io_uring backend (see the file comment).
+class UringPort final : public CompletionPort {
+ public:
+  /// CreateIoCompletionPort with no socket: sets up the ring; throws
+  /// std::system_error when io_uring cannot start or lacks what we need.
+  UringPort();
+  /// CloseHandle(port): tears the ring down (the kernel cancels what is left).
+  ~UringPort() override;
+  UringPort(const UringPort&) = delete;
+  UringPort& operator=(const UringPort&) = delete;
+
+  /// Backend::uring.
+  Backend backend() const noexcept override { return Backend::uring; }
+  /// CreateIoCompletionPort(socket, port, key).
+  void associate(const Socket& socket, CompletionKey key) override;
+  /// AcceptEx.
+  void start_accept(const Socket& listener, AcceptOperation& operation) override;
+  /// WSARecv.
+  void start_receive(const Socket& socket, ReceiveOperation& operation) override;
+  /// WSASend with gathered buffers.
+  void start_send(const Socket& socket, SendOperation& operation) override;
+  /// CancelIoEx.
+  void cancel(const Socket& socket) override;
+  /// closesocket.
+  void close(Socket& socket) override;
+  /// PostQueuedCompletionStatus.
+  void post(CompletionKey key, std::size_t bytes) override;
+  /// GetQueuedCompletionStatusEx.
+  std::size_t wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) override;
+
+ private:
+  /// The key `socket` was associated with; throws if it never was.
+  CompletionKey key_of(const Socket& socket) REQUIRES(table_lock_);
+  /// A free SQE, submitting queued ones first if the SQ is full.
+  io_uring_sqe* next_sqe() REQUIRES(submission_lock_);
+  /// io_uring_submit until the kernel has taken every queued SQE.
+  void submit_queued() REQUIRES(submission_lock_);
+  /// Submits one sendmsg for the unsent part of `operation`.
+  void submit_send(NativeSocket socket, SendOperation& operation) EXCLUDES(submission_lock_);
+  /// Turns waiting CQEs into completions; the caller holds reaper_lock_.
+  std::size_t reap(std::span<Completion> out);
+  /// One CQE → a completion in `out`; false if it yields none.
+  bool complete(std::uint64_t user_data, int result, Completion& out);
+  /// The send part of complete(): resubmits a short send.
+  bool complete_send(SendOperation& operation, int result, Completion& out);
+
+  io_uring ring_{};  ///< The SQ and CQ, shared with the kernel.
+
+  /// The SQ side of ring_ has one writer at a time: whoever holds this.
+  CriticalSection submission_lock_;
+
+  /// The CQ side of ring_ has one reader at a time: the thread holding this
+  /// (a timed lock, so a waiter with a timeout still returns on time).
+  TimedLock reaper_lock_;
+
+  CriticalSection table_lock_;  ///< Guards the two tables below.
+  /// Socket → completion key (what CreateIoCompletionPort records).
+  std::unordered_map<NativeSocket, CompletionKey> keys_ GUARDED_BY(table_lock_);
+  /// Send in flight → its socket, to resubmit the rest of a short send.
+  std::unordered_map<const SendOperation*, NativeSocket> send_sockets_ GUARDED_BY(table_lock_);
+
+  CriticalSection posted_lock_;  ///< Guards posted_.
+  /// Posted completions (key, bytes), oldest first; one kPostedTag NOP each.
+  std::deque<std::pair<CompletionKey, std::size_t>> posted_ GUARDED_BY(posted_lock_);
+};
+
+UringPort::UringPort() {
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;  // our CQ size, clamped to the kernel's limit
+  params.cq_entries = kCompletionEntries;
+  if (const int result = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params); result < 0) {
+    throw_os_error(os_error(-result), "io_uring_setup");
+  }
+
+  // Started is not enough: check for each feature and operation this file
+  // uses, so that `--backend auto` falls back to epoll instead of failing later.
+  const char* missing = nullptr;
+  if ((params.features & IORING_FEAT_NODROP) == 0) {
+    missing = "IORING_FEAT_NODROP";
+  } else if ((params.features & IORING_FEAT_EXT_ARG) == 0) {
+    missing = "IORING_FEAT_EXT_ARG";
+  } else if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_); probe == nullptr) {
+    missing = "IORING_REGISTER_PROBE";
+  } else {
+    for (const auto& [opcode, name] : {std::pair{IORING_OP_NOP, "IORING_OP_NOP"},
+                                       std::pair{IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
+                                       std::pair{IORING_OP_RECV, "IORING_OP_RECV"},
+                                       std::pair{IORING_OP_SENDMSG, "IORING_OP_SENDMSG"}}) {
+      if (io_uring_opcode_supported(probe, opcode) == 0) {
+        missing = name;
+        break;
+      }
+    }
+    io_uring_free_probe(probe);
+  }
+  if (missing != nullptr) {
+    io_uring_queue_exit(&ring_);
+    throw_os_error(os_error(ENOSYS), std::string("io_uring lacks ") + missing + " (needs Linux 5.11 or newer)");
+  }
+}
+
+UringPort::~UringPort() { io_uring_queue_exit(&ring_); }
+
+// CreateIoCompletionPort(socket, port, key). io_uring needs no per-socket
+// registration; only the key is remembered. The socket keeps its blocking
+// mode: io_uring never blocks on it either way.
+void UringPort::associate(const Socket& socket, CompletionKey key) {
+  const CriticalSectionLock lock(table_lock_);
+  keys_[socket.native()] = key;
+}
+
+// The key given at association. A socket never associated (or already
+// closed) is the caller's bug, reported at once, like the epoll backend does.
+CompletionKey UringPort::key_of(const Socket& socket) {
+  const auto found = keys_.find(socket.native());
+  if (found == keys_.end()) {
+    throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
+                            "socket was not associated with the completion port");
+  }
+  return found->second;
+}
+
+// A free SQE. The SQ fills only if the kernel refused earlier submissions
+// for a while; handing those over makes room.
+io_uring_sqe* UringPort::next_sqe() {
+  for (;;) {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+    submit_queued();
+  }
+}
+
+// Hands every prepared SQE to the kernel (io_uring_enter). Once the kernel
+// has taken an SQE it always answers with exactly one CQE, even for an
+// error such as a bad socket — which is how "every started operation
+// completes exactly once" holds here.
+void UringPort::submit_queued() {
+  while (io_uring_sq_ready(&ring_) > 0) {
+    const int result = io_uring_submit(&ring_);
+    if (result > 0 || result == -EINTR) continue;
+    if (result == 0) return;  // Nothing taken and no error: nothing more to do now.
+    if (result == -EAGAIN || result == -EBUSY) {
+      // The kernel is short of memory, or (older kernels) still holds
+      // completions that overflowed the CQ. Our SQEs stay queued; let the
+      // reaper drain the CQ meanwhile, then try again.
+      submission_lock_.leave();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      submission_lock_.enter();
+      continue;
+    }
+    // EBADF, EFAULT, EINVAL...: the ring itself is broken, not one operation.
+    throw_os_error(os_error(-result), "io_uring_submit");
+  }
+}
+
+// AcceptEx. IORING_OP_ACCEPT does accept4(listener, SOCK_CLOEXEC) when a
+// connection arrives; the new socket is blocking, like one from accept().
+void UringPort::start_accept(const Socket& listener, AcceptOperation& operation) {
+  {
+    const CriticalSectionLock lock(table_lock_);
+    operation.key_ = key_of(listener);
+  }
+  operation.listener_ = listener.native();
+  operation.accepted_.close();
+
+  const CriticalSectionLock lock(submission_lock_);
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_accept(sqe, listener.native(), nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data(sqe, &operation);
+  submit_queued();
+}
+
+// WSARecv. IORING_OP_RECV fills the operation's buffer; the CQE's res is
+// the byte count (0: the peer closed) or -errno.
+void UringPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
+  {
+    const CriticalSectionLock lock(table_lock_);
+    operation.key_ = key_of(socket);
+  }
+  const std::size_t length = std::min<std::size_t>(operation.capacity_, UINT32_MAX);  // an SQE's length is 32-bit
+
+  const CriticalSectionLock lock(submission_lock_);
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_recv(sqe, socket.native(), operation.buffer_.get(), length, 0);
+  io_uring_sqe_set_data(sqe, &operation);
+  submit_queued();
+}
+
+// WSASend with an array of WSABUFs. The first sendmsg is submitted here;
+// complete_send() submits the rest until every byte is written.
+void UringPort::start_send(const Socket& socket, SendOperation& operation) {
+  {
+    const CriticalSectionLock lock(table_lock_);
+    operation.key_ = key_of(socket);
+    send_sockets_[&operation] = socket.native();
+  }
+  operation.sent_ = 0;
+  submit_send(socket.native(), operation);
+}
+
+// One IORING_OP_SENDMSG for the part not yet written: an iovec per buffer
+// (the first one trimmed by what earlier submissions sent), at most
+// kMaxSendPieces of them. pieces_ and message_ live in the operation because
+// the kernel reads them after this function returns.
+void UringPort::submit_send(NativeSocket socket, SendOperation& operation) {
+  operation.pieces_.clear();
+  std::size_t skip = operation.sent_;
+  for (const SharedBuffer& buffer : operation.buffers_) {
+    if (skip >= buffer->size()) {
+      skip -= buffer->size();
+      continue;
+    }
+    // iovec's pointer is not const, but sendmsg only reads through it.
+    operation.pieces_.push_back(iovec{const_cast<std::byte*>(buffer->data()) + skip, buffer->size() - skip});
+    skip = 0;
+    if (operation.pieces_.size() == kMaxSendPieces) break;
+  }
+  operation.message_ = msghdr{};
+  operation.message_.msg_iov = operation.pieces_.data();
+  operation.message_.msg_iovlen = operation.pieces_.size();
+
+  const CriticalSectionLock lock(submission_lock_);
+  io_uring_sqe* sqe = next_sqe();
+  if (operation.pieces_.empty()) {
+    io_uring_prep_nop(sqe);  // Nothing to send: complete at once with 0 bytes.
+  } else {
+    // MSG_NOSIGNAL: a peer that has gone is an EPIPE completion, not a SIGPIPE.
+    io_uring_prep_sendmsg(sqe, socket, &operation.message_, MSG_NOSIGNAL);
+  }
+  io_uring_sqe_set_data(sqe, &operation);
+  submit_queued();
+}
+
+// CancelIoEx. shutdown(SHUT_RDWR) makes everything the kernel holds for the
+// socket finish: a pending receive reads end-of-stream (0 bytes), a pending
+// send fails (EPIPE), a pending accept on a listener fails (EINVAL). Unlike
+// an io_uring cancel request it also sticks: an operation started after it,
+// by a worker that did not know yet, finishes at once the same way. (It
+// sends the peer a FIN, which is fine: cancel() is how a connection ends.)
+void UringPort::cancel(const Socket& socket) { ::shutdown(socket.native(), SHUT_RDWR); }
+
+// closesocket. The key is forgotten *before* the descriptor is closed: once
+// closed, the number can be handed to a new connection at once, and
+// erasing after that could erase the new connection's key.
+void UringPort::close(Socket& socket) {
+  if (!socket.is_open()) return;
+  {
+    const CriticalSectionLock lock(table_lock_);
+    keys_.erase(socket.native());
+  }
+  socket.close();
+}
+
+// PostQueuedCompletionStatus. A CQE has no room for both a key and a byte
+// count, so they wait in posted_, and a NOP tagged kPostedTag says "one is
+// there" — its CQE also wakes a thread sleeping in the kernel.
+void UringPort::post(CompletionKey key, std::size_t bytes) {
+  {
+    const CriticalSectionLock lock(posted_lock_);
+    posted_.emplace_back(key, bytes);
+  }
+  const CriticalSectionLock lock(submission_lock_);
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_nop(sqe);
+  io_uring_sqe_set_data64(sqe, kPostedTag);
+  submit_queued();
+}
+
+// GetQueuedCompletionStatusEx. One thread at a time holds reaper_lock_: it
+// takes what the CQ holds, or sleeps in the kernel until a CQE arrives or
+// its time is up. Everyone else waits for the lock until their own deadline.
+std::size_t UringPort::wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) {
+  if (out.empty()) return 0;
+  const std::optional<Clock::time_point> deadline = deadline_after(timeout);
+
+  std::unique_lock reaper(reaper_lock_, std::defer_lock);
+  if (!deadline) {
+    reaper.lock();
+  } else if (!reaper.try_lock_until(*deadline)) {
+    return 0;
+  }
+
+  for (;;) {
+    if (const std::size_t count = reap(out); count > 0) return count;
+
+    io_uring_cqe* cqe = nullptr;
+    int result = 0;
+    if (!deadline) {
+      result = io_uring_wait_cqe(&ring_, &cqe);
+    } else {
+      const Clock::duration left = *deadline - Clock::now();
+      if (left <= Clock::duration::zero()) return 0;
+      __kernel_timespec timespec = to_kernel_timespec(left);
+      result = io_uring_wait_cqe_timeout(&ring_, &cqe, &timespec);
+    }
+    // 0: a CQE is there. ETIME: time is up (the loop looks once more, then
+    // returns 0). EINTR: a signal, e.g. Ctrl+C. EAGAIN, EBUSY: the kernel
+    // wants the CQ drained first. All of these mean: look again.
+    if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
+      throw_os_error(os_error(-result), "io_uring_enter (wait)");
+    }
+  }
+}
+
+// Turns CQEs into up to out.size() completions; the caller holds
+// reaper_lock_. Some CQEs yield none (a short send resubmitted), so this
+// may consume more CQEs than it returns completions, never more
+// completions than out has room for.
+std::size_t UringPort::reap(std::span<Completion> out) {
+  std::size_t filled = 0;
+  while (filled < out.size()) {
+    io_uring_cqe* cqes[kPeekBatch];
+    const auto wanted = static_cast<unsigned>(std::min<std::size_t>(out.size() - filled, kPeekBatch));
+    const unsigned count = io_uring_peek_batch_cqe(&ring_, cqes, wanted);
+    if (count == 0) break;
+
+    // Handoff: the threads that started these operations wrote to them,
+    // then submitted under submission_lock_. Taking it once, after the CQEs
+    // are seen, orders their writes before our reads in the C++ memory model
+    // (and for ThreadSanitizer), which cannot see the kernel's own ordering.
+    { const CriticalSectionLock handoff(submission_lock_); }
+
+    for (unsigned i = 0; i < count; ++i) {
+      if (complete(io_uring_cqe_get_data64(cqes[i]), cqes[i]->res, out[filled])) ++filled;
+    }
+    io_uring_cq_advance(&ring_, count);  // Mark them seen: the kernel may reuse the slots.
+  }
+  return filled;
+}
+
+// One CQE → at most one completion. Decodes user_data (see the layout in the
+// file comment); returns false when the CQE produced no completion.
+bool UringPort::complete(std::uint64_t user_data, int result, Completion& out) {
+  if (user_data == kPostedTag) {
+    const CriticalSectionLock lock(posted_lock_);
+    out = Completion{posted_.front().first, nullptr, posted_.front().second, {}};
+    posted_.pop_front();
+    return true;
+  }
+
+  // The OVERLAPPED pointer coming back: this backend's CONTAINING_RECORD.
+  Operation& operation = *reinterpret_cast<Operation*>(static_cast<std::uintptr_t>(user_data));
+  out = Completion{operation.key_, &operation, 0, {}};
+  if (result < 0) out.error = os_error(-result);  // strerror's words, e.g. "Connection reset by peer"
+
+  switch (operation.kind_) {
+    case OperationKind::accept:
+      if (result >= 0) static_cast<AcceptOperation&>(operation).accepted_ = Socket(result);
+      return true;
+    case OperationKind::receive:
+      if (result >= 0) out.bytes = static_cast<std::size_t>(result);
+      return true;
+    case OperationKind::send:
+      return complete_send(static_cast<SendOperation&>(operation), result, out);
+    case OperationKind::posted:
+      break;  // Never an Operation's kind.
+  }
+  return true;
+}
+
+// A sendmsg (or the NOP of an empty send) finished. Short: submit the rest
+// and report nothing yet. Done or failed: report it, with the bytes written.
+bool UringPort::complete_send(SendOperation& operation, int result, Completion& out) {
+  NativeSocket socket = kInvalidSocket;
+  {
+    const CriticalSectionLock lock(table_lock_);
+    socket = send_sockets_.at(&operation);
+  }
+  if (result > 0) {
+    operation.sent_ += static_cast<std::size_t>(result);
+    if (operation.sent_ < operation.total_) {
+      submit_send(socket, operation);
+      return false;
+    }
+  } else if (result == 0 && operation.sent_ < operation.total_) {
+    // A stream socket never writes 0 of a non-empty send; were it to,
+    // resubmitting would spin forever. Report it as an I/O error instead.
+    out.error = os_error(EIO);
+  }
+  {
+    const CriticalSectionLock lock(table_lock_);
+    send_sockets_.erase(&operation);
+  }
+  out.bytes = operation.sent_;
+  return true;
+}
+
+std::unique_ptr<CompletionPort> open_uring_port() { return std::make_unique<UringPort>(); }
+
+}  // namespace iocp_chat::detail
