@@ -19,33 +19,36 @@ void CommandLine::flag(std::string name, std::string help, bool& target) {
 }
 
 void CommandLine::text(std::string name, std::string value_name, std::string help, std::string& target) {
-  options_.push_back({std::move(name), std::move(value_name), std::move(help), [&target](std::string_view value) {
-                        target = std::string(value);
-                        return std::string();
-                      }});
+  options_.push_back(
+      {std::move(name), std::move(value_name), std::move(help), [&target](std::string_view value) {
+         target = std::string(value);
+         return std::string();
+       }});
 }
 
 void CommandLine::texts(std::string name, std::string value_name, std::string help,
                         std::vector<std::string>& target) {
-  options_.push_back({std::move(name), std::move(value_name), std::move(help), [&target](std::string_view value) {
-                        target.emplace_back(value);
-                        return std::string();
-                      }});
+  options_.push_back(
+      {std::move(name), std::move(value_name), std::move(help), [&target](std::string_view value) {
+         target.emplace_back(value);
+         return std::string();
+       }});
 }
 
 void CommandLine::number(std::string name, std::string help, std::uint64_t& target, std::uint64_t minimum,
                          std::uint64_t maximum) {
-  options_.push_back({std::move(name), "N", std::move(help), [&target, minimum, maximum](std::string_view value) {
-                        std::uint64_t parsed = 0;
-                        const auto [end, status] = std::from_chars(value.data(), value.data() + value.size(), parsed);
-                        if (status != std::errc() || end != value.data() + value.size() || parsed < minimum ||
-                            parsed > maximum) {
-                          return "expects a whole number from " + std::to_string(minimum) + " to " +
-                                 std::to_string(maximum) + ", got '" + std::string(value) + "'";
-                        }
-                        target = parsed;
-                        return std::string();
-                      }});
+  options_.push_back(
+      {std::move(name), "N", std::move(help), [&target, minimum, maximum](std::string_view value) {
+         std::uint64_t parsed = 0;
+         const auto [end, status] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+         if (status != std::errc() || end != value.data() + value.size() || parsed < minimum ||
+             parsed > maximum) {
+           return "expects a whole number from " + std::to_string(minimum) + " to " +
+                  std::to_string(maximum) + ", got '" + std::string(value) + "'";
+         }
+         target = parsed;
+         return std::string();
+       }});
 }
 
 void CommandLine::custom(std::string name, std::string value_name, std::string help,
@@ -58,7 +61,8 @@ ParseOutcome CommandLine::parse(int argc, const char* const* argv) {
     std::string_view argument = argv[i];
     std::string_view inline_value;
     bool has_inline_value = false;
-    if (const auto equals = argument.find('='); argument.starts_with("--") && equals != std::string_view::npos) {
+    if (const auto equals = argument.find('=');
+        argument.starts_with("--") && equals != std::string_view::npos) {
       inline_value = argument.substr(equals + 1);  // --port=42006
       argument = argument.substr(0, equals);
       has_inline_value = true;

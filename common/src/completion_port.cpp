@@ -14,10 +14,14 @@ namespace iocp_chat {
 
 std::string_view to_string(Backend backend) noexcept {
   switch (backend) {
-    case Backend::automatic: return "auto";
-    case Backend::iocp: return "iocp";
-    case Backend::uring: return "uring";
-    case Backend::epoll: return "epoll";
+    case Backend::automatic:
+      return "auto";
+    case Backend::iocp:
+      return "iocp";
+    case Backend::uring:
+      return "uring";
+    case Backend::epoll:
+      return "epoll";
   }
   return "?";
 }
@@ -66,16 +70,15 @@ std::optional<Completion> CompletionPort::wait(std::chrono::milliseconds timeout
 
 namespace {
 
+/// Throws the "no such backend here" error, naming the backends this build has.
 [[noreturn]] void unavailable(Backend backend) {
+  std::string names;
+  for (const Backend compiled : compiled_backends()) {
+    names += (names.empty() ? "" : ", ") + std::string(to_string(compiled));
+  }
   throw std::system_error(std::make_error_code(std::errc::not_supported),
                           "the '" + std::string(to_string(backend)) +
-                              "' backend is not available on this platform (this build has: " + [] {
-                                std::string names;
-                                for (const Backend b : compiled_backends()) {
-                                  names += (names.empty() ? "" : ", ") + std::string(to_string(b));
-                                }
-                                return names;
-                              }() + ")");
+                              "' backend is not available on this platform (this build has: " + names + ")");
 }
 
 }  // namespace
@@ -91,8 +94,11 @@ std::unique_ptr<CompletionPort> open_completion_port(Backend requested, std::str
   return detail::open_iocp_port();
 #else
   switch (requested) {
-    case Backend::iocp: unavailable(requested);
-    case Backend::epoll: say("backend: epoll"); return detail::open_epoll_port();
+    case Backend::iocp:
+      unavailable(requested);
+    case Backend::epoll:
+      say("backend: epoll");
+      return detail::open_epoll_port();
     case Backend::uring:
 #ifdef IOCP_CHAT_HAVE_URING
       say("backend: uring");

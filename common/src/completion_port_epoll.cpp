@@ -89,12 +89,12 @@ class EpollPort final : public CompletionPort {
  private:
   /// One associated socket: its key and the operations waiting for readiness.
   struct Registration {
-    std::mutex mutex;                     ///< Guards the pending operations below.
-    int fd = -1;                          ///< The socket.
-    CompletionKey key = 0;                ///< Returned with each completion.
-    std::deque<AcceptOperation*> accepts; ///< Pre-posted accepts, in order.
-    ReceiveOperation* receive = nullptr;  ///< The pending receive, if any.
-    SendOperation* send = nullptr;        ///< The pending send, if any.
+    std::mutex mutex;                      ///< Guards the pending operations below.
+    int fd = -1;                           ///< The socket.
+    CompletionKey key = 0;                 ///< Returned with each completion.
+    std::deque<AcceptOperation*> accepts;  ///< Pre-posted accepts, in order.
+    ReceiveOperation* receive = nullptr;   ///< The pending receive, if any.
+    SendOperation* send = nullptr;         ///< The pending send, if any.
   };
 
   Registration& registration_of(const Socket& socket);
@@ -107,14 +107,14 @@ class EpollPort final : public CompletionPort {
   int epoll_fd_ = -1;  ///< The epoll instance every socket is registered with.
   int wake_fd_ = -1;   ///< eventfd that wakes a worker sleeping in epoll_wait.
 
-  std::shared_mutex table_mutex_;  ///< Guards the three members below.
-  std::unordered_map<int, Registration*> table_;        ///< fd → its registration.
-  std::vector<std::unique_ptr<Registration>> owned_;    ///< Every registration ever made.
-  std::vector<Registration*> idle_;                     ///< Closed ones, ready for reuse.
+  std::shared_mutex table_mutex_;                     ///< Guards the three members below.
+  std::unordered_map<int, Registration*> table_;      ///< fd → its registration.
+  std::vector<std::unique_ptr<Registration>> owned_;  ///< Every registration ever made.
+  std::vector<Registration*> idle_;                   ///< Closed ones, ready for reuse.
 
-  std::mutex ready_mutex_;          ///< Guards ready_ and sleepers_.
-  std::deque<Completion> ready_;    ///< Completions waiting for a worker.
-  int sleepers_ = 0;                ///< Workers inside epoll_wait right now.
+  std::mutex ready_mutex_;        ///< Guards ready_ and sleepers_.
+  std::deque<Completion> ready_;  ///< Completions waiting for a worker.
+  int sleepers_ = 0;              ///< Workers inside epoll_wait right now.
 };
 
 EpollPort::EpollPort() {
@@ -303,7 +303,8 @@ bool EpollPort::try_send(int fd, SendOperation& operation, std::error_code& erro
         skip -= buffer->size();
         continue;
       }
-      operation.pieces_.push_back(iovec{const_cast<std::byte*>(buffer->data()) + skip, buffer->size() - skip});
+      operation.pieces_.push_back(
+          iovec{const_cast<std::byte*>(buffer->data()) + skip, buffer->size() - skip});
       skip = 0;
       if (operation.pieces_.size() == kMaxSendPieces) break;
     }
@@ -383,8 +384,8 @@ void EpollPort::on_ready(Registration& registration, std::uint32_t events, std::
 std::size_t EpollPort::wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) {
   if (out.empty()) return 0;
   const bool forever = timeout == kWaitForever;
-  const auto deadline = forever ? std::chrono::steady_clock::time_point::max()
-                                : std::chrono::steady_clock::now() + timeout;
+  const auto deadline =
+      forever ? std::chrono::steady_clock::time_point::max() : std::chrono::steady_clock::now() + timeout;
   thread_local std::vector<Completion> done;
 
   for (;;) {

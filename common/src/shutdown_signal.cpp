@@ -7,8 +7,8 @@
 #include <condition_variable>
 #include <mutex>
 #else
-#include <csignal>
 #include <pthread.h>
+#include <csignal>
 #endif
 
 namespace iocp_chat {

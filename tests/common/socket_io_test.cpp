@@ -138,7 +138,8 @@ TEST_P(SocketIoTest, GatheredSendOfOneMebibyteCompletesWholeAndArrivesIdentical)
   SendOperation send;
   std::size_t offset = 0;
   for (int i = 0; offset < pattern.size(); ++i) {
-    const std::size_t piece = std::min<std::size_t>(1000 + static_cast<std::size_t>(i) * 37, pattern.size() - offset);
+    const std::size_t piece =
+        std::min<std::size_t>(1000 + static_cast<std::size_t>(i) * 37, pattern.size() - offset);
     send.add(make_shared_buffer(std::span(pattern).subspan(offset, piece)));
     offset += piece;
   }
@@ -363,7 +364,8 @@ TEST_P(SocketIoTest, FiveHundredConnectionsEchoConcurrently) {
     std::vector<std::byte> buffer(256);
     std::error_code error;
     while (echoed.size() < expected.size()) {
-      ASSERT_TRUE(wait_readable(clients[static_cast<std::size_t>(i)], 20000)) << "client " << i << " got no echo";
+      ASSERT_TRUE(wait_readable(clients[static_cast<std::size_t>(i)], 20000))
+          << "client " << i << " got no echo";
       const std::size_t count = receive_some(clients[static_cast<std::size_t>(i)], buffer, error);
       if (error || count == 0) break;
       echoed.append(reinterpret_cast<const char*>(buffer.data()), count);

@@ -114,8 +114,10 @@ class V1ServerTest : public testing_support::PortTest {
     const std::int64_t before = server_->client_count();
     std::vector<Socket> clients;
     for (std::size_t i = 0; i < count; ++i) clients.push_back(connect_to("127.0.0.1", server_->port()));
-    EXPECT_TRUE(eventually([&] { return server_->client_count() == before + static_cast<std::int64_t>(count); }))
-        << "server admitted " << server_->client_count() - before << " of " << count;
+    EXPECT_TRUE(eventually([&] {
+      return server_->client_count() == before + static_cast<std::int64_t>(count);
+    })) << "server admitted "
+        << server_->client_count() - before << " of " << count;
     return clients;
   }
 
@@ -295,7 +297,8 @@ TEST_P(V1ServerTest, ASlowConsumerIsDroppedWhileTheOthersGetEverything) {
   for (std::size_t sent = 0; sent < kTotal; sent += kBlock) {
     ASSERT_TRUE(eventually([&] {
       return std::min(received[0].load(), received[1].load()) + kWindow >= sent + kBlock;
-    })) << "readers stalled at " << received[0].load() << " and " << received[1].load();
+    })) << "readers stalled at "
+        << received[0].load() << " and " << received[1].load();
     ASSERT_FALSE(send_all(clients[0], block));
   }
   reader.join();

@@ -112,12 +112,12 @@ class ChatServer {
   void admit(Socket socket);
   void notify_drained();
 
-  ServerConfig config_;                          ///< As given.
-  std::unique_ptr<CompletionPort> port_object_;  ///< The completion port.
-  Socket listener_;                              ///< The listening socket.
-  std::uint16_t port_ = 0;                       ///< Its port.
+  ServerConfig config_;                                    ///< As given.
+  std::unique_ptr<CompletionPort> port_object_;            ///< The completion port.
+  Socket listener_;                                        ///< The listening socket.
+  std::uint16_t port_ = 0;                                 ///< Its port.
   std::vector<std::unique_ptr<AcceptOperation>> accepts_;  ///< The pre-posted accepts.
-  std::vector<std::thread> workers_;             ///< Threads looping on the port.
+  std::vector<std::thread> workers_;                       ///< Threads looping on the port.
 
   CriticalSection accepting_lock_;  ///< Orders re-posting an accept against stop()'s cancel.
   bool accepting_ GUARDED_BY(accepting_lock_) = false;  ///< Accepts may be (re-)posted.

@@ -44,9 +44,12 @@ int main(int argc, char** argv) {
                  "bytes waiting for one client before it is dropped as a slow consumer (default 8 MiB)",
                  max_queue_bytes, 1024, std::uint64_t{1} << 32);
   switch (options.parse(argc, argv)) {
-    case ParseOutcome::help: return 0;
-    case ParseOutcome::error: return 2;
-    case ParseOutcome::run: break;
+    case ParseOutcome::help:
+      return 0;
+    case ParseOutcome::error:
+      return 2;
+    case ParseOutcome::run:
+      break;
   }
   config.port = static_cast<std::uint16_t>(port);
   config.threads = static_cast<unsigned>(threads);

@@ -48,9 +48,9 @@ class CommandLine {
  private:
   /// One option: its spelling, help text, and what to do with its value.
   struct Option {
-    std::string name;        ///< "--port".
-    std::string value_name;  ///< "N"; empty for a flag.
-    std::string help;        ///< One line for --help.
+    std::string name;                                    ///< "--port".
+    std::string value_name;                              ///< "N"; empty for a flag.
+    std::string help;                                    ///< One line for --help.
     std::function<std::string(std::string_view)> apply;  ///< Returns an error message or "".
   };
 

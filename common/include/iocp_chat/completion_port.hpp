@@ -122,9 +122,9 @@ class Operation {
   /// CONTAINING_RECORD(address, Operation, overlapped_) finds this object.
   OVERLAPPED overlapped_{};
 #endif
-  OperationKind kind_;         ///< Fixed at construction.
-  int immediate_error_ = 0;   ///< An error found while starting, reported through the queue.
-  CompletionKey key_ = 0;     ///< The key of the socket it was started on.
+  OperationKind kind_;       ///< Fixed at construction.
+  int immediate_error_ = 0;  ///< An error found while starting, reported through the queue.
+  CompletionKey key_ = 0;    ///< The key of the socket it was started on.
 };
 
 /// Accepting one connection (AcceptEx). Several may wait on one listener at
@@ -213,10 +213,10 @@ class SendOperation final : public Operation {
 
 /// One finished operation, as GetQueuedCompletionStatus reports it.
 struct Completion {
-  CompletionKey key = 0;             ///< The socket's key, or the key given to post().
-  Operation* operation = nullptr;    ///< The context passed when starting; null for posted.
-  std::size_t bytes = 0;             ///< Bytes transferred (for posted: the value given).
-  std::error_code error;             ///< Empty on success; the OS's code and message otherwise.
+  CompletionKey key = 0;           ///< The socket's key, or the key given to post().
+  Operation* operation = nullptr;  ///< The context passed when starting; null for posted.
+  std::size_t bytes = 0;           ///< Bytes transferred (for posted: the value given).
+  std::error_code error;           ///< Empty on success; the OS's code and message otherwise.
 
   /// The operation's kind; OperationKind::posted for a posted completion.
   OperationKind kind() const noexcept { return operation ? operation->kind() : OperationKind::posted; }
