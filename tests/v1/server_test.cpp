@@ -251,6 +251,20 @@ TEST_P(V1ServerTest, AClientThatLeavesMidLineStillDeliversWhatItSent) {
   EXPECT_EQ(read_bytes(clients[1], 11), "still here\n");
 }
 
+TEST_P(V1ServerTest, AClientThatHalfClosesStillGetsWhatWasQueuedForIt) {
+  start_server();
+  auto clients = connect_clients(2);
+  // 200 KiB, then the end of the stream: the echo must arrive in full
+  // before the server closes, because the client is still reading.
+  const std::string stream = encode_stream(2, 30000);
+  ASSERT_FALSE(send_all(clients[0], stream));
+  shutdown_send(clients[0]);
+  EXPECT_TRUE(read_bytes(clients[0], stream.size()) == stream) << "the echo was cut short";
+  EXPECT_TRUE(sees_close(clients[0]));
+  EXPECT_TRUE(read_bytes(clients[1], stream.size()) == stream);
+  EXPECT_TRUE(eventually([&] { return server_->client_count() == 1; }));
+}
+
 TEST_P(V1ServerTest, AResetWhileTheServerIsSendingToItHurtsNoOneElse) {
   start_server();
   auto clients = connect_clients(3);  // [0] sends, [1] reads, [2] stops reading then resets

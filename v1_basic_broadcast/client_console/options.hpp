@@ -1,5 +1,6 @@
-// options.hpp — the console client's command line: what a user can ask for,
-// and the help text that lists it.
+// options.hpp — the console client's command line: what a user can ask for
+// (read with the project's CommandLine parser, so --help and the errors look
+// like every other program's).
 //
 // Idea: the client has two ways to feed the chat. A person types lines
 // (interactive mode); a script passes them with --send (scripted mode, used
@@ -12,9 +13,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <string>
 #include <vector>
+
+#include "iocp_chat/command_line.hpp"
 
 namespace iocp_chat::v1_client {
 
@@ -27,31 +29,21 @@ inline constexpr std::chrono::milliseconds kDefaultTimeout{10000};
 /// Everything the command line can set; the defaults are what a bare
 /// `v1_client` uses.
 struct ClientOptions {
-  std::string host = "127.0.0.1";           ///< Server address or host name (--host).
-  std::uint16_t port = kDefaultPort;        ///< Server TCP port (--port).
-  std::string name;                         ///< Prefix "[name] " on printed lines when not empty (--name).
-  std::vector<std::string> lines_to_send;   ///< --send texts in order; non-empty means scripted mode.
-  std::chrono::milliseconds delay{0};       ///< Pause before the first --send and between sends (--delay).
+  std::string host = "127.0.0.1";             ///< Server address or host name (--host).
+  std::uint16_t port = kDefaultPort;          ///< Server TCP port (--port).
+  std::string name;                           ///< Prefix "[name] " on printed lines when not empty (--name).
+  std::vector<std::string> lines_to_send;     ///< --send texts in order; non-empty means scripted mode.
+  std::chrono::milliseconds delay{0};         ///< Pause before the first --send and between sends (--delay).
   std::optional<std::size_t> expected_lines;  ///< Leave once this many lines have arrived (--expect).
   std::chrono::milliseconds timeout = kDefaultTimeout;  ///< Give --expect up after this long (--timeout).
-  bool show_help = false;                   ///< --help: print the usage and exit 0.
 
   /// True when the lines come from --send rather than from the keyboard.
   bool scripted() const noexcept { return !lines_to_send.empty(); }
 };
 
-/// The result of reading the command line: options, or a message saying
-/// what is wrong with it (then the program exits with code 2).
-struct ParsedOptions {
-  std::optional<ClientOptions> options;  ///< Set when the command line is valid.
-  std::string error;                     ///< Set when it is not: one sentence for the user.
-};
-
-/// Reads the arguments after the program name. Accepts `--name value` and
-/// `--name=value`.
-ParsedOptions parse_options(std::span<const std::string> arguments);
-
-/// The --help text: every option, its default, the exit codes and examples.
-std::string usage_text();
+/// Reads the arguments (program name first, UTF-8) into `options` with the
+/// project's CommandLine parser. Prints the usage for --help, or the
+/// problem for a bad command line, itself; the caller exits 0 or 2 then.
+ParseOutcome parse_options(const std::vector<std::string>& arguments, ClientOptions& options);
 
 }  // namespace iocp_chat::v1_client

@@ -13,7 +13,9 @@
 // side of the completion model is in v1_basic_broadcast/server/.
 #pragma once
 
+// Winsock 2 first: windows.h would otherwise bring the old winsock.h.
 #include <winsock2.h>
+
 #include <windows.h>
 
 #include <cstddef>
@@ -80,13 +82,13 @@ class ChatDialog {
   void show_status(std::wstring_view text);
   void update_controls();
 
-  ClientOptions options_;                 ///< Start-up settings.
-  HWND window_ = nullptr;                 ///< The dialog, once WM_INITDIALOG ran.
-  SOCKET socket_ = INVALID_SOCKET;        ///< The one connection; INVALID_SOCKET when none.
-  State state_ = State::kDisconnected;    ///< What socket_ is doing.
-  std::wstring server_name_;              ///< "host:port" for status lines.
-  std::string outbound_;                  ///< Bytes accepted from the user, not yet taken by send().
-  LineAssembler incoming_;                ///< Received bytes until their "\n" arrives.
+  ClientOptions options_;                     ///< Start-up settings.
+  HWND window_ = nullptr;                     ///< The dialog, once WM_INITDIALOG ran.
+  SOCKET socket_ = INVALID_SOCKET;            ///< The one connection; INVALID_SOCKET when none.
+  State state_ = State::kDisconnected;        ///< What socket_ is doing.
+  std::wstring server_name_;                  ///< "host:port" for status lines.
+  std::string outbound_;                      ///< Bytes accepted from the user, not yet taken by send().
+  LineAssembler incoming_;                    ///< Received bytes until their "\n" arrives.
   HANDLE transcript_ = INVALID_HANDLE_VALUE;  ///< --log file, or INVALID_HANDLE_VALUE.
 };
 

@@ -30,8 +30,7 @@ std::vector<std::string> LineAssembler::feed(std::string_view bytes) {
 
   std::vector<std::string> lines;
   std::size_t start = 0;
-  for (std::size_t end = pending_.find('\n'); end != std::string::npos;
-       end = pending_.find('\n', start)) {
+  for (std::size_t end = pending_.find('\n'); end != std::string::npos; end = pending_.find('\n', start)) {
     lines.push_back(without_carriage_return(std::string_view(pending_).substr(start, end - start)));
     start = end + 1;
   }

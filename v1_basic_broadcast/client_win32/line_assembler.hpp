@@ -41,8 +41,8 @@ class LineAssembler {
   std::size_t pending_bytes() const noexcept { return pending_.size(); }
 
  private:
-  std::string pending_;          ///< Bytes after the last "\n" seen so far.
-  std::size_t max_line_bytes_;   ///< Hand out an over-long line at this size.
+  std::string pending_;         ///< Bytes after the last "\n" seen so far.
+  std::size_t max_line_bytes_;  ///< Hand out an over-long line at this size.
 };
 
 /// The length of the longest prefix of `bytes` that does not end inside a

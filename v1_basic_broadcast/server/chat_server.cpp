@@ -172,7 +172,10 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
       if (completion.error) {
         begin_close_locked(connection, "receive failed: " + completion.error.message());
       } else if (completion.bytes == 0) {
-        begin_close_locked(connection, "client closed the connection");
+        // End of stream: the client will send no more, but it may still be
+        // reading — its own last line's echo may be queued. Flush, then close.
+        connection.input_ended = true;
+        if (!connection.sending) begin_close_locked(connection, "client closed the connection");
       } else {
         chunk = make_shared_buffer(connection.receive.received(completion.bytes));
       }
@@ -221,7 +224,7 @@ void ChatServer::deliver(Connection& connection, const SharedBuffer& chunk) {
   bool done = false;
   {
     const CriticalSectionLock lock(connection.lock);
-    if (connection.closing) return;
+    if (connection.closing || connection.input_ended) return;  // nothing new for a client that is leaving
     if (connection.queued_bytes + chunk->size() > config_.max_queue_bytes) {
       begin_close_locked(connection, "slow consumer: " + std::to_string(connection.queued_bytes) +
                                          " bytes waiting, limit " + std::to_string(config_.max_queue_bytes));
@@ -260,6 +263,8 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
         begin_close_locked(connection, "send failed: " + completion.error.message());
       } else if (!connection.queued.empty()) {
         start_send_locked(connection);
+      } else if (connection.input_ended) {
+        begin_close_locked(connection, "client closed the connection");  // its queue is flushed
       }
     }
     done = completed_locked(connection);
