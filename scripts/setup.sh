@@ -15,7 +15,7 @@ packages=(
   # the Windows cross build, run under Wine
   g++-mingw-w64-x86-64-posix wine wine64
   # the WinAPI client's GUI test: a virtual display, a robot, screenshots, Korean fonts
-  xvfb xauth xdotool imagemagick fonts-wine fonts-nanum
+  xvfb xauth xdotool x11-xserver-utils imagemagick fonts-wine fonts-nanum
   # style check, docs
   clang-format doxygen graphviz
   # scripts
