@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "chat_dialog.hpp"
+#include "iocp_chat/os_error.hpp"
 #include "iocp_chat/socket.hpp"
 #include "wide_text.hpp"
 
@@ -129,7 +130,11 @@ int WINAPI WinMain(HINSTANCE instance, HINSTANCE, LPSTR, int) {
   try {
     const iocp_chat::NetworkSession winsock;  // WSAStartup now, WSACleanup at the end
     iocp_chat::v1::ChatDialog dialog(std::move(command_line.options));
-    return dialog.run(instance) == -1 ? 1 : 0;
+    if (dialog.run(instance) == -1) {
+      // No window at all: e.g. no display (under Wine, a prefix started without DISPLAY).
+      iocp_chat::throw_os_error(iocp_chat::last_os_error(), "cannot open the dialog");
+    }
+    return 0;
   } catch (const std::exception& error) {
     tell_user(iocp_chat::v1::wide_from_utf8(error.what()) + L"\n", true);
     return 1;
