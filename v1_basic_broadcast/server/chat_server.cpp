@@ -174,7 +174,7 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
       } else if (completion.bytes == 0) {
         // End of stream: the client will send no more, but it may still be
         // reading — its own last line's echo may be queued. Flush, then close.
-        connection.input_ended = true;
+        connection.flush_then_close = true;
         if (!connection.sending) begin_close_locked(connection, "client closed the connection");
       } else {
         chunk = make_shared_buffer(connection.receive.received(completion.bytes));
@@ -224,7 +224,7 @@ void ChatServer::deliver(Connection& connection, const SharedBuffer& chunk) {
   bool done = false;
   {
     const CriticalSectionLock lock(connection.lock);
-    if (connection.closing || connection.input_ended) return;  // nothing new for a client that is leaving
+    if (connection.closing || connection.flush_then_close) return;  // nothing new for a client that is leaving
     if (connection.queued_bytes + chunk->size() > config_.max_queue_bytes) {
       begin_close_locked(connection, "slow consumer: " + std::to_string(connection.queued_bytes) +
                                          " bytes waiting, limit " + std::to_string(config_.max_queue_bytes));
@@ -263,7 +263,7 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
         begin_close_locked(connection, "send failed: " + completion.error.message());
       } else if (!connection.queued.empty()) {
         start_send_locked(connection);
-      } else if (connection.input_ended) {
+      } else if (connection.flush_then_close) {
         begin_close_locked(connection, "client closed the connection");  // its queue is flushed
       }
     }

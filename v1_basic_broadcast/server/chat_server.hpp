@@ -63,11 +63,10 @@ struct Connection {
   std::size_t queued_bytes GUARDED_BY(lock) = 0;      ///< Bytes queued or in flight: the bound's measure.
   int outstanding GUARDED_BY(lock) = 0;               ///< Operations started and not yet completed.
   bool sending GUARDED_BY(lock) = false;              ///< A send is in flight (at most one).
-  bool input_ended GUARDED_BY(lock) =
-      false;                               ///< The client closed its side: flush what is queued, then close.
-  bool closing GUARDED_BY(lock) = false;   ///< The server decided to close: start nothing new.
-  bool finished GUARDED_BY(lock) = false;  ///< Freed from the list (exactly once).
-  std::string close_reason GUARDED_BY(lock);               ///< Why, for the disconnect log line.
+  bool flush_then_close GUARDED_BY(lock) = false;     ///< Leaving: queue nothing new, flush, close.
+  bool closing GUARDED_BY(lock) = false;              ///< The server decided to close: start nothing new.
+  bool finished GUARDED_BY(lock) = false;             ///< Freed from the list (exactly once).
+  std::string close_reason GUARDED_BY(lock);          ///< Why, for the disconnect log line.
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
 };
 

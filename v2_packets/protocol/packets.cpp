@@ -1,0 +1,2 @@
+// packets.cpp — being written (see packets.hpp).
+#include "packets.hpp"
