@@ -34,16 +34,25 @@
 //     says a send completes when every byte is written, so a short send is
 //     resubmitted here from where it stopped — and so is a send of more than
 //     kMaxSendPieces buffers — and only the last CQE becomes a completion.
+//   * Operations that outlive their thread. The kernel finishes a socket
+//     operation that had to wait in the context of the thread that started
+//     it; if that thread has exited, recent kernels (seen on 6.18) cancel it
+//     instead: ECANCELED, no data moved (a send reports what it had already
+//     written). IOCP does not (since Windows Vista), and a thread that starts
+//     a receive and ends is allowed, so such an operation is started again
+//     here, from the thread that reaped its CQE. (This backend never asks
+//     io_uring to cancel anything, so ECANCELED has no other meaning here.)
 //   * Many threads on one queue. IOCP lets any number of threads start
 //     operations and wait on one port. An io_uring's two rings are plain
 //     shared memory, each with a single producer and a single consumer on
 //     the program's side, so:
 //       - submission_lock_ is held around get_sqe / prep / submit;
-//       - reaper_lock_, a lock with a timeout, lets one thread at a time read the CQ
-//         and sleep in the kernel for more; the other waiters queue for the
-//         lock, each with its own timeout (the leader/followers pattern).
-//         The holder takes at most out.size() CQEs, marks them seen and lets
-//         go, so each completion is read by exactly one thread.
+//       - reaper_lock_, a lock with a timeout, lets one thread at a time
+//         read the CQ and sleep in the kernel for more; the other waiters
+//         queue for the lock, each with its own timeout (leader/followers).
+//         The holder turns CQEs into at most out.size() completions, marks
+//         those CQEs seen and lets go, so each completion reaches exactly
+//         one thread.
 //     One ring for the whole port, not one per worker: that keeps IOCP's
 //     promise that any thread may start an operation and any worker may
 //     receive its completion, with no per-thread bookkeeping.
@@ -144,9 +153,9 @@ class TimedLock {
   }
 
  private:
-  std::mutex mutex_;                    ///< Guards held_.
-  std::condition_variable released_;    ///< Signalled on unlock.
-  bool held_ = false;                   ///< True while some thread holds the lock.
+  std::mutex mutex_;                  ///< Guards held_.
+  std::condition_variable released_;  ///< Signalled on unlock.
+  bool held_ = false;                 ///< True while some thread holds the lock.
 };
 
 /// A relative time in the kernel's own timespec, for io_uring_wait_cqe_timeout.
@@ -191,20 +200,18 @@ class UringPort final : public CompletionPort {
   std::size_t wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) override;
 
  private:
-  /// The key `socket` was associated with; throws if it never was.
-  CompletionKey key_of(const Socket& socket) REQUIRES(table_lock_);
+  /// Records `operation` as in flight on `socket` and gives it the socket's key.
+  void begin(const Socket& socket, Operation& operation) EXCLUDES(table_lock_);
+  /// Prepares and submits the SQE that starts (or restarts) `operation`.
+  void submit(NativeSocket socket, Operation& operation) EXCLUDES(submission_lock_);
   /// A free SQE, submitting queued ones first if the SQ is full.
   io_uring_sqe* next_sqe() REQUIRES(submission_lock_);
   /// io_uring_submit until the kernel has taken every queued SQE.
   void submit_queued() REQUIRES(submission_lock_);
-  /// Submits one sendmsg for the unsent part of `operation`.
-  void submit_send(NativeSocket socket, SendOperation& operation) EXCLUDES(submission_lock_);
   /// Turns waiting CQEs into completions; the caller holds reaper_lock_.
   std::size_t reap(std::span<Completion> out);
   /// One CQE → a completion in `out`; false if it yields none.
-  bool complete(std::uint64_t user_data, int result, Completion& out);
-  /// The send part of complete(): resubmits a short send.
-  bool complete_send(SendOperation& operation, int result, Completion& out);
+  bool complete(const io_uring_cqe& cqe, Completion& out);
 
   io_uring ring_{};  ///< The SQ and CQ, shared with the kernel.
 
@@ -218,8 +225,9 @@ class UringPort final : public CompletionPort {
   CriticalSection table_lock_;  ///< Guards the two tables below.
   /// Socket → completion key (what CreateIoCompletionPort records).
   std::unordered_map<NativeSocket, CompletionKey> keys_ GUARDED_BY(table_lock_);
-  /// Send in flight → its socket, to resubmit the rest of a short send.
-  std::unordered_map<const SendOperation*, NativeSocket> send_sockets_ GUARDED_BY(table_lock_);
+  /// Operation in flight → its socket, to start it again: the rest of a
+  /// short send, or an operation cancelled because its thread exited.
+  std::unordered_map<const Operation*, NativeSocket> in_flight_ GUARDED_BY(table_lock_);
 
   CriticalSection posted_lock_;  ///< Guards posted_.
   /// Posted completions (key, bytes), oldest first; one kPostedTag NOP each.
@@ -227,8 +235,12 @@ class UringPort final : public CompletionPort {
 };
 
 UringPort::UringPort() {
+  // Our CQ size, clamped to the kernel's limit. Not SINGLE_ISSUER,
+  // DEFER_TASKRUN or COOP_TASKRUN: those assume that the thread that submits
+  // also comes back to the ring to finish the work, and here any thread may
+  // submit, then block somewhere else or exit.
   io_uring_params params{};
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;  // our CQ size, clamped to the kernel's limit
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
   params.cq_entries = kCompletionEntries;
   if (const int result = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params); result < 0) {
     throw_os_error(os_error(-result), "io_uring_setup");
@@ -244,10 +256,9 @@ UringPort::UringPort() {
   } else if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_); probe == nullptr) {
     missing = "IORING_REGISTER_PROBE";
   } else {
-    for (const auto& [opcode, name] : {std::pair{IORING_OP_NOP, "IORING_OP_NOP"},
-                                       std::pair{IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
-                                       std::pair{IORING_OP_RECV, "IORING_OP_RECV"},
-                                       std::pair{IORING_OP_SENDMSG, "IORING_OP_SENDMSG"}}) {
+    for (const auto& [opcode, name] :
+         {std::pair{IORING_OP_NOP, "IORING_OP_NOP"}, std::pair{IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
+          std::pair{IORING_OP_RECV, "IORING_OP_RECV"}, std::pair{IORING_OP_SENDMSG, "IORING_OP_SENDMSG"}}) {
       if (io_uring_opcode_supported(probe, opcode) == 0) {
         missing = name;
         break;
@@ -257,7 +268,8 @@ UringPort::UringPort() {
   }
   if (missing != nullptr) {
     io_uring_queue_exit(&ring_);
-    throw_os_error(os_error(ENOSYS), std::string("io_uring lacks ") + missing + " (needs Linux 5.11 or newer)");
+    throw_os_error(os_error(ENOSYS),
+                   std::string("io_uring lacks ") + missing + " (needs Linux 5.11 or newer)");
   }
 }
 
@@ -271,15 +283,99 @@ void UringPort::associate(const Socket& socket, CompletionKey key) {
   keys_[socket.native()] = key;
 }
 
-// The key given at association. A socket never associated (or already
-// closed) is the caller's bug, reported at once, like the epoll backend does.
-CompletionKey UringPort::key_of(const Socket& socket) {
+// The start of every operation: the key given at association goes into the
+// operation (the CQE will only give the operation back), and the operation
+// is recorded as in flight. A socket never associated, or already closed, is
+// the caller's bug, reported at once as the epoll backend does.
+void UringPort::begin(const Socket& socket, Operation& operation) {
+  const CriticalSectionLock lock(table_lock_);
   const auto found = keys_.find(socket.native());
   if (found == keys_.end()) {
     throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
                             "socket was not associated with the completion port");
   }
-  return found->second;
+  operation.key_ = found->second;
+  in_flight_[&operation] = socket.native();
+}
+
+// AcceptEx.
+void UringPort::start_accept(const Socket& listener, AcceptOperation& operation) {
+  begin(listener, operation);
+  operation.listener_ = listener.native();
+  operation.accepted_.close();
+  submit(listener.native(), operation);
+}
+
+// WSARecv.
+void UringPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
+  begin(socket, operation);
+  submit(socket.native(), operation);
+}
+
+// WSASend with an array of WSABUFs.
+void UringPort::start_send(const Socket& socket, SendOperation& operation) {
+  begin(socket, operation);
+  operation.sent_ = 0;
+  submit(socket.native(), operation);
+}
+
+// The one place an SQE is filled for an operation: at its start, and again
+// when complete() finds it unfinished. user_data is the operation's address.
+void UringPort::submit(NativeSocket socket, Operation& operation) {
+  if (operation.kind_ == OperationKind::send) {
+    // The iovec array for the part not yet written: one per buffer, the
+    // first trimmed by what earlier submissions sent, at most kMaxSendPieces.
+    // pieces_ and message_ live in the operation because the kernel reads
+    // them after this function returns.
+    auto& send = static_cast<SendOperation&>(operation);
+    send.pieces_.clear();
+    std::size_t skip = send.sent_;
+    for (const SharedBuffer& buffer : send.buffers_) {
+      if (skip >= buffer->size()) {
+        skip -= buffer->size();
+        continue;
+      }
+      // iovec's pointer is not const, but sendmsg only reads through it.
+      send.pieces_.push_back(iovec{const_cast<std::byte*>(buffer->data()) + skip, buffer->size() - skip});
+      skip = 0;
+      if (send.pieces_.size() == kMaxSendPieces) break;
+    }
+    send.message_ = msghdr{};
+    send.message_.msg_iov = send.pieces_.data();
+    send.message_.msg_iovlen = send.pieces_.size();
+  }
+
+  const CriticalSectionLock lock(submission_lock_);
+  io_uring_sqe* sqe = next_sqe();
+  switch (operation.kind_) {
+    case OperationKind::accept:
+      // accept4(listener, SOCK_CLOEXEC) once a connection is there; the new
+      // socket is blocking, like one from accept().
+      io_uring_prep_accept(sqe, socket, nullptr, nullptr, SOCK_CLOEXEC);
+      break;
+    case OperationKind::receive: {
+      auto& receive = static_cast<ReceiveOperation&>(operation);
+      // recv into the operation's buffer (an SQE's length is 32 bits wide).
+      io_uring_prep_recv(sqe, socket, receive.buffer_.get(),
+                         std::min<std::size_t>(receive.capacity_, UINT32_MAX), 0);
+      break;
+    }
+    case OperationKind::send: {
+      auto& send = static_cast<SendOperation&>(operation);
+      if (send.pieces_.empty()) {
+        io_uring_prep_nop(sqe);  // Nothing to send: complete at once with 0 bytes.
+      } else {
+        // MSG_NOSIGNAL: a peer that has gone is an EPIPE completion, not a SIGPIPE.
+        io_uring_prep_sendmsg(sqe, socket, &send.message_, MSG_NOSIGNAL);
+      }
+      break;
+    }
+    case OperationKind::posted:
+      io_uring_prep_nop(sqe);  // Never an Operation's kind.
+      break;
+  }
+  io_uring_sqe_set_data(sqe, &operation);
+  submit_queued();
 }
 
 // A free SQE. The SQ fills only if the kernel refused earlier submissions
@@ -312,84 +408,6 @@ void UringPort::submit_queued() {
     // EBADF, EFAULT, EINVAL...: the ring itself is broken, not one operation.
     throw_os_error(os_error(-result), "io_uring_submit");
   }
-}
-
-// AcceptEx. IORING_OP_ACCEPT does accept4(listener, SOCK_CLOEXEC) when a
-// connection arrives; the new socket is blocking, like one from accept().
-void UringPort::start_accept(const Socket& listener, AcceptOperation& operation) {
-  {
-    const CriticalSectionLock lock(table_lock_);
-    operation.key_ = key_of(listener);
-  }
-  operation.listener_ = listener.native();
-  operation.accepted_.close();
-
-  const CriticalSectionLock lock(submission_lock_);
-  io_uring_sqe* sqe = next_sqe();
-  io_uring_prep_accept(sqe, listener.native(), nullptr, nullptr, SOCK_CLOEXEC);
-  io_uring_sqe_set_data(sqe, &operation);
-  submit_queued();
-}
-
-// WSARecv. IORING_OP_RECV fills the operation's buffer; the CQE's res is
-// the byte count (0: the peer closed) or -errno.
-void UringPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
-  {
-    const CriticalSectionLock lock(table_lock_);
-    operation.key_ = key_of(socket);
-  }
-  const std::size_t length = std::min<std::size_t>(operation.capacity_, UINT32_MAX);  // an SQE's length is 32-bit
-
-  const CriticalSectionLock lock(submission_lock_);
-  io_uring_sqe* sqe = next_sqe();
-  io_uring_prep_recv(sqe, socket.native(), operation.buffer_.get(), length, 0);
-  io_uring_sqe_set_data(sqe, &operation);
-  submit_queued();
-}
-
-// WSASend with an array of WSABUFs. The first sendmsg is submitted here;
-// complete_send() submits the rest until every byte is written.
-void UringPort::start_send(const Socket& socket, SendOperation& operation) {
-  {
-    const CriticalSectionLock lock(table_lock_);
-    operation.key_ = key_of(socket);
-    send_sockets_[&operation] = socket.native();
-  }
-  operation.sent_ = 0;
-  submit_send(socket.native(), operation);
-}
-
-// One IORING_OP_SENDMSG for the part not yet written: an iovec per buffer
-// (the first one trimmed by what earlier submissions sent), at most
-// kMaxSendPieces of them. pieces_ and message_ live in the operation because
-// the kernel reads them after this function returns.
-void UringPort::submit_send(NativeSocket socket, SendOperation& operation) {
-  operation.pieces_.clear();
-  std::size_t skip = operation.sent_;
-  for (const SharedBuffer& buffer : operation.buffers_) {
-    if (skip >= buffer->size()) {
-      skip -= buffer->size();
-      continue;
-    }
-    // iovec's pointer is not const, but sendmsg only reads through it.
-    operation.pieces_.push_back(iovec{const_cast<std::byte*>(buffer->data()) + skip, buffer->size() - skip});
-    skip = 0;
-    if (operation.pieces_.size() == kMaxSendPieces) break;
-  }
-  operation.message_ = msghdr{};
-  operation.message_.msg_iov = operation.pieces_.data();
-  operation.message_.msg_iovlen = operation.pieces_.size();
-
-  const CriticalSectionLock lock(submission_lock_);
-  io_uring_sqe* sqe = next_sqe();
-  if (operation.pieces_.empty()) {
-    io_uring_prep_nop(sqe);  // Nothing to send: complete at once with 0 bytes.
-  } else {
-    // MSG_NOSIGNAL: a peer that has gone is an EPIPE completion, not a SIGPIPE.
-    io_uring_prep_sendmsg(sqe, socket, &operation.message_, MSG_NOSIGNAL);
-  }
-  io_uring_sqe_set_data(sqe, &operation);
-  submit_queued();
 }
 
 // CancelIoEx. shutdown(SHUT_RDWR) makes everything the kernel holds for the
@@ -464,7 +482,7 @@ std::size_t UringPort::wait_many(std::span<Completion> out, std::chrono::millise
 }
 
 // Turns CQEs into up to out.size() completions; the caller holds
-// reaper_lock_. Some CQEs yield none (a short send resubmitted), so this
+// reaper_lock_. Some CQEs yield none (an operation started again), so this
 // may consume more CQEs than it returns completions, never more
 // completions than out has room for.
 std::size_t UringPort::reap(std::span<Completion> out) {
@@ -482,7 +500,7 @@ std::size_t UringPort::reap(std::span<Completion> out) {
     { const CriticalSectionLock handoff(submission_lock_); }
 
     for (unsigned i = 0; i < count; ++i) {
-      if (complete(io_uring_cqe_get_data64(cqes[i]), cqes[i]->res, out[filled])) ++filled;
+      if (complete(*cqes[i], out[filled])) ++filled;
     }
     io_uring_cq_advance(&ring_, count);  // Mark them seen: the kernel may reuse the slots.
   }
@@ -490,9 +508,9 @@ std::size_t UringPort::reap(std::span<Completion> out) {
 }
 
 // One CQE → at most one completion. Decodes user_data (see the layout in the
-// file comment); returns false when the CQE produced no completion.
-bool UringPort::complete(std::uint64_t user_data, int result, Completion& out) {
-  if (user_data == kPostedTag) {
+// file comment); returns false when the CQE does not end its operation.
+bool UringPort::complete(const io_uring_cqe& cqe, Completion& out) {
+  if (io_uring_cqe_get_data64(&cqe) == kPostedTag) {
     const CriticalSectionLock lock(posted_lock_);
     out = Completion{posted_.front().first, nullptr, posted_.front().second, {}};
     posted_.pop_front();
@@ -500,49 +518,50 @@ bool UringPort::complete(std::uint64_t user_data, int result, Completion& out) {
   }
 
   // The OVERLAPPED pointer coming back: this backend's CONTAINING_RECORD.
-  Operation& operation = *reinterpret_cast<Operation*>(static_cast<std::uintptr_t>(user_data));
-  out = Completion{operation.key_, &operation, 0, {}};
-  if (result < 0) out.error = os_error(-result);  // strerror's words, e.g. "Connection reset by peer"
+  Operation& operation = *static_cast<Operation*>(io_uring_cqe_get_data(&cqe));
+  const int result = cqe.res;  // bytes transferred, a new socket, or -errno
 
-  switch (operation.kind_) {
-    case OperationKind::accept:
-      if (result >= 0) static_cast<AcceptOperation&>(operation).accepted_ = Socket(result);
-      return true;
-    case OperationKind::receive:
-      if (result >= 0) out.bytes = static_cast<std::size_t>(result);
-      return true;
-    case OperationKind::send:
-      return complete_send(static_cast<SendOperation&>(operation), result, out);
-    case OperationKind::posted:
-      break;  // Never an Operation's kind.
+  // Not finished yet? Then start the rest, and report nothing.
+  bool unfinished = result == -ECANCELED;  // its thread exited: see the file comment
+  if (operation.kind_ == OperationKind::send && result > 0) {
+    auto& send = static_cast<SendOperation&>(operation);
+    send.sent_ += static_cast<std::size_t>(result);
+    unfinished = send.sent_ < send.total_;  // a short send
   }
-  return true;
-}
-
-// A sendmsg (or the NOP of an empty send) finished. Short: submit the rest
-// and report nothing yet. Done or failed: report it, with the bytes written.
-bool UringPort::complete_send(SendOperation& operation, int result, Completion& out) {
   NativeSocket socket = kInvalidSocket;
   {
     const CriticalSectionLock lock(table_lock_);
-    socket = send_sockets_.at(&operation);
+    const auto found = in_flight_.find(&operation);
+    socket = found->second;
+    if (!unfinished) in_flight_.erase(found);
   }
-  if (result > 0) {
-    operation.sent_ += static_cast<std::size_t>(result);
-    if (operation.sent_ < operation.total_) {
-      submit_send(socket, operation);
-      return false;
+  if (unfinished) {
+    submit(socket, operation);
+    return false;
+  }
+
+  out = Completion{operation.key_, &operation, 0, {}};
+  if (result < 0) out.error = os_error(-result);  // strerror's words, e.g. "Connection reset by peer"
+  switch (operation.kind_) {
+    case OperationKind::accept:
+      if (result >= 0) static_cast<AcceptOperation&>(operation).accepted_ = Socket(result);
+      break;
+    case OperationKind::receive:
+      if (result >= 0) out.bytes = static_cast<std::size_t>(result);
+      break;
+    case OperationKind::send: {
+      auto& send = static_cast<SendOperation&>(operation);
+      if (result == 0 && send.sent_ < send.total_) {
+        // A stream socket never writes 0 bytes of a non-empty send; were it
+        // to, resubmitting would spin forever. Report an I/O error instead.
+        out.error = os_error(EIO);
+      }
+      out.bytes = send.sent_;  // all of it, unless out.error says otherwise
+      break;
     }
-  } else if (result == 0 && operation.sent_ < operation.total_) {
-    // A stream socket never writes 0 of a non-empty send; were it to,
-    // resubmitting would spin forever. Report it as an I/O error instead.
-    out.error = os_error(EIO);
+    case OperationKind::posted:
+      break;  // Never an Operation's kind.
   }
-  {
-    const CriticalSectionLock lock(table_lock_);
-    send_sockets_.erase(&operation);
-  }
-  out.bytes = operation.sent_;
   return true;
 }
 
