@@ -4,6 +4,7 @@
 #   linux  (GCC; the io_uring and epoll backends)
 #   asan   (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   tsan   (ThreadSanitizer, clang, -Wthread-safety)
+#   fuzz   (libFuzzer on the ver.2 decoder, clang + ASan + UBSan, 30 s a target)
 #   mingw  (Windows cross build; real IOCP, tests run under Wine)
 #   format (clang-format check of every C++ file)
 # Prints one summary line per configuration; exits non-zero if any failed.
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 
 configurations=("$@")
-((${#configurations[@]})) || configurations=(linux asan tsan mingw format)
+((${#configurations[@]})) || configurations=(linux asan tsan fuzz mingw format)
 
 declare -A results
 failed=0

@@ -67,7 +67,7 @@ enum class ErrorCode : std::uint16_t {
 /// The whole frame size of a type, or std::nullopt for a type that does not exist.
 std::optional<std::size_t> frame_size(std::uint16_t type) noexcept;
 
-/// Short names for logs and clients: "LOGIN_REQUEST", "ID_TAKEN", "SLOW_CONSUMER".
+/// The spec's name of a packet type: "LOGIN_REQUEST" ... "ERROR".
 std::string_view to_string(PacketType type) noexcept;
 /// "OK", "ID_TAKEN", "INVALID_ID" or "ALREADY_LOGGED_IN".
 std::string_view to_string(LoginStatus status) noexcept;
@@ -113,8 +113,8 @@ struct ErrorPacket {
 };
 
 /// Any one packet.
-using Packet = std::variant<LoginRequest, LoginResponse, ChatRequest, ChatBroadcast, UserJoined, UserLeft,
-                            ErrorPacket>;
+using Packet =
+    std::variant<LoginRequest, LoginResponse, ChatRequest, ChatBroadcast, UserJoined, UserLeft, ErrorPacket>;
 
 /// The type field of a packet.
 PacketType type_of(const Packet& packet) noexcept;
