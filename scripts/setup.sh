@@ -16,8 +16,8 @@ packages=(
   g++-mingw-w64-x86-64-posix wine wine64
   # the WinAPI client's GUI test: a virtual display, a robot, screenshots, Korean fonts
   xvfb xauth xdotool x11-xserver-utils imagemagick fonts-wine fonts-nanum
-  # style check, docs
-  clang-format doxygen graphviz
+  # style check, docs (rsvg-convert: look at a rendered diagram as a PNG)
+  clang-format doxygen graphviz librsvg2-bin
   # scripts
   python3 procps
 )

@@ -7,6 +7,9 @@
 #   fuzz   (libFuzzer on the ver.2 decoder, clang + ASan + UBSan, 30 s a target)
 #   mingw  (Windows cross build; real IOCP, tests run under Wine)
 #   format (clang-format check of every C++ file)
+#   docs   (the tutorial site with zero Doxygen warnings, then its tests:
+#           every "Check this step" command, the diagrams are current;
+#           last, because those commands reuse the trees built above)
 # Prints one summary line per configuration; exits non-zero if any failed.
 # Usage: scripts/test.sh [configuration...]   (default: all of them)
 set -uo pipefail
@@ -15,7 +18,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 
 configurations=("$@")
-((${#configurations[@]})) || configurations=(linux asan tsan fuzz mingw format)
+((${#configurations[@]})) || configurations=(linux asan tsan fuzz mingw format docs)
 
 declare -A results
 failed=0

@@ -83,6 +83,7 @@ namespace {
 
 }  // namespace
 
+// [backend-choice]
 std::unique_ptr<CompletionPort> open_completion_port(Backend requested, std::string* note) {
   auto say = [note](std::string text) {
     if (note != nullptr) *note = std::move(text);
@@ -124,5 +125,6 @@ std::unique_ptr<CompletionPort> open_completion_port(Backend requested, std::str
   unavailable(requested);
 #endif
 }
+// [backend-choice]
 
 }  // namespace iocp_chat

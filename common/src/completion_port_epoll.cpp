@@ -186,6 +186,7 @@ EpollPort::Registration& EpollPort::registration_of(const Socket& socket) {
   return *found->second;
 }
 
+// [epoll-arm]
 // Re-arms the one-shot registration for what its pending operations wait for.
 // Called with registration.mutex held.
 void EpollPort::arm(Registration& registration) {
@@ -198,6 +199,7 @@ void EpollPort::arm(Registration& registration) {
   event.data.ptr = &registration;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, registration.fd, &event);
 }
+// [epoll-arm]
 
 // AcceptEx: queued until the listener is readable.
 void EpollPort::start_accept(const Socket& listener, AcceptOperation& operation) {
@@ -241,9 +243,11 @@ void EpollPort::start_send(const Socket& socket, SendOperation& operation) {
   enqueue(std::span(&done, 1));
 }
 
+// [epoll-cancel]
 // CancelIoEx: shutting the socket down makes every pending operation ready;
 // each then fails or reads end-of-stream and completes as usual.
 void EpollPort::cancel(const Socket& socket) { ::shutdown(socket.native(), SHUT_RDWR); }
+// [epoll-cancel]
 
 // closesocket: retire the registration for reuse, then close.
 void EpollPort::close(Socket& socket) {
@@ -352,6 +356,7 @@ void EpollPort::on_ready(Registration& registration, std::uint32_t events, std::
     }
   }
 
+  // [epoll-receive]
   if (readable && registration.receive != nullptr) {
     ReceiveOperation& operation = *registration.receive;
     ssize_t received;
@@ -366,6 +371,7 @@ void EpollPort::on_ready(Registration& registration, std::uint32_t events, std::
       done.push_back({registration.key, &operation, 0, last_os_error()});
     }
   }
+  // [epoll-receive]
 
   if (writable && registration.send != nullptr) {
     SendOperation& operation = *registration.send;

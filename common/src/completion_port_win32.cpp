@@ -131,6 +131,7 @@ class IocpPort final : public CompletionPort {
   std::unordered_map<const SendOperation*, NativeSocket> sends_ GUARDED_BY(lock_);
 };
 
+// [iocp-associate]
 void IocpPort::associate(const Socket& socket, CompletionKey key) {
   // The same call that created the port, now with a handle: from here on
   // every completion of this socket is queued on port_ with `key`. The last
@@ -141,6 +142,7 @@ void IocpPort::associate(const Socket& socket, CompletionKey key) {
   const CriticalSectionLock lock(lock_);
   keys_[socket.native()] = key;
 }
+// [iocp-associate]
 
 LPFN_ACCEPTEX IocpPort::accept_ex(NativeSocket listener, int& error) {
   // AcceptEx is a Microsoft extension that belongs to the socket's service
@@ -198,6 +200,7 @@ void IocpPort::start_accept(const Socket& listener, AcceptOperation& operation) 
   // because the socket is not in FILE_SKIP_COMPLETION_PORT_ON_SUCCESS mode.
 }
 
+// [iocp-receive]
 void IocpPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
   operation.overlapped_ = {};
   operation.immediate_error_ = 0;
@@ -211,6 +214,7 @@ void IocpPort::start_receive(const Socket& socket, ReceiveOperation& operation) 
     if (error != WSA_IO_PENDING) complete_at_once(socket.native(), operation, error);
   }
 }
+// [iocp-receive]
 
 void IocpPort::start_send(const Socket& socket, SendOperation& operation) {
   {
@@ -263,6 +267,7 @@ void IocpPort::complete_at_once(NativeSocket socket, Operation& operation, int e
   }
 }
 
+// [iocp-cancel]
 void IocpPort::cancel(const Socket& socket) {
   // CancelIoEx with no OVERLAPPED cancels every pending operation that this
   // process started on the handle, from any thread (CancelIo would cancel
@@ -275,6 +280,7 @@ void IocpPort::cancel(const Socket& socket) {
   // nothing was pending — is not an error here.
   ::CancelIoEx(as_handle(socket.native()), nullptr);
 }
+// [iocp-cancel]
 
 void IocpPort::close(Socket& socket) {
   // closesocket also removes the association: a handle leaves its port only
@@ -286,6 +292,7 @@ void IocpPort::close(Socket& socket) {
   socket.close();
 }
 
+// [iocp-post]
 void IocpPort::post(CompletionKey key, std::size_t bytes) {
   // No OVERLAPPED: the worker sees operation == nullptr, a hand-made message.
   const auto count = static_cast<DWORD>(std::min<std::size_t>(bytes, std::numeric_limits<DWORD>::max()));
@@ -293,6 +300,7 @@ void IocpPort::post(CompletionKey key, std::size_t bytes) {
     throw_os_error(last_os_error(), "PostQueuedCompletionStatus");
   }
 }
+// [iocp-post]
 
 std::size_t IocpPort::wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) {
   if (out.empty()) return 0;
@@ -309,6 +317,7 @@ std::size_t IocpPort::wait_many(std::span<Completion> out, std::chrono::millisec
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       wait_ms = to_wait_milliseconds(left);
     }
+    // [iocp-dequeue]
     // The batch form of GetQueuedCompletionStatus: up to `wanted` entries
     // (key, OVERLAPPED*, byte count) in one call. Unlike the single form it
     // returns TRUE even for failed operations; their status is read below.
@@ -318,6 +327,7 @@ std::size_t IocpPort::wait_many(std::span<Completion> out, std::chrono::millisec
       if (error == WAIT_TIMEOUT) return 0;
       throw_os_error(os_error(static_cast<int>(error)), "GetQueuedCompletionStatusEx");
     }
+    // [iocp-dequeue]
     std::size_t count = 0;
     for (ULONG i = 0; i < removed; ++i) {
       if (finish(entries[i], out[count])) ++count;
@@ -335,10 +345,12 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
   out.bytes = entry.dwNumberOfBytesTransferred;
   if (entry.lpOverlapped == nullptr) return true;  // from post()
 
+  // [iocp-containing-record]
   // The OVERLAPPED is a member of an Operation: step back from the member's
   // address to the object's (what CONTAINING_RECORD computes).
   Operation* operation = CONTAINING_RECORD(entry.lpOverlapped, Operation, overlapped_);
   out.operation = operation;
+  // [iocp-containing-record]
 
   // The outcome. A start that failed at once carries its own error code
   // (complete_at_once). Otherwise the kernel left an NTSTATUS in the
@@ -405,6 +417,7 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
   return true;
 }
 
+// [iocp-create]
 std::unique_ptr<CompletionPort> open_iocp_port() {
   // INVALID_HANDLE_VALUE and no existing port: create a new, empty port.
   // Concurrency 0 lets as many threads run at once as there are processors;
@@ -414,5 +427,6 @@ std::unique_ptr<CompletionPort> open_iocp_port() {
   if (port == nullptr) throw_os_error(last_os_error(), "CreateIoCompletionPort");
   return std::make_unique<IocpPort>(port);
 }
+// [iocp-create]
 
 }  // namespace iocp_chat::detail

@@ -27,6 +27,7 @@ namespace iocp_chat::testing_support {
 /// How long a test waits for a completion before it calls the wait a failure.
 inline constexpr std::chrono::milliseconds kCompletionDeadline{20000};
 
+// [port-fixture]
 /// Opens the parameter's backend for each test.
 class PortTest : public ::testing::TestWithParam<Backend> {
  protected:
@@ -52,6 +53,7 @@ class PortTest : public ::testing::TestWithParam<Backend> {
   NetworkSession network_;                ///< Winsock started for the test.
   std::unique_ptr<CompletionPort> port_;  ///< The backend under test.
 };
+// [port-fixture]
 
 /// Names instantiations after the backend: Backends/PortTest.Name/epoll.
 inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {

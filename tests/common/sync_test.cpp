@@ -14,6 +14,7 @@ namespace {
 constexpr int kThreads = 8;
 constexpr int kIterations = 20000;
 
+// [no-lost-increment]
 TEST(InterlockedCounter, ManyThreadsLoseNoIncrement) {
   InterlockedCounter counter;
   std::vector<std::thread> threads;
@@ -25,6 +26,7 @@ TEST(InterlockedCounter, ManyThreadsLoseNoIncrement) {
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(counter.value(), std::int64_t{kThreads} * kIterations);
 }
+// [no-lost-increment]
 
 TEST(InterlockedCounter, IncrementAndDecrementReturnTheNewValue) {
   InterlockedCounter counter(5);
@@ -61,6 +63,7 @@ struct GuardedTotal {
   int most_inside GUARDED_BY(lock) = 0;
 };
 
+// [one-thread-inside]
 TEST(CriticalSection, OnlyOneThreadInsideAtATime) {
   GuardedTotal shared;
   std::vector<std::thread> threads;
@@ -82,6 +85,7 @@ TEST(CriticalSection, OnlyOneThreadInsideAtATime) {
   EXPECT_EQ(shared.total, long{kThreads} * 2000);
   EXPECT_EQ(shared.most_inside, 1);
 }
+// [one-thread-inside]
 
 }  // namespace
 }  // namespace iocp_chat

@@ -16,19 +16,11 @@
 # It also saves a screenshot of the dialog (--screenshot copies it elsewhere;
 # scripts/screenshot-win32.sh uses that for docs/images/).
 #
-# How (each step waits for an event, with a deadline, never a fixed sleep):
-#  1. Xvfb on a free display (-displayfd tells which), then scripts/with-wine.sh
-#     for a throw-away Wine prefix. DISPLAY must be set before the prefix
-#     boots: Wine's desktop process (explorer) picks the display driver then,
-#     and a prefix booted without a display can never open a window.
-#  2. Inside it (this script again, stage "inner"): the native v1_server on a
-#     free port, a bash /dev/tcp client, then the .exe with --connect --log.
-#  3. xdotool finds the window, clicks the edit box, types, presses Return.
-#
-# Keyboard detail: xdotool types a character missing from the keyboard map by
-# re-mapping a spare key for an instant; Wine reads the map late and drops
-# such keys now and then. So the script maps every non-ASCII character of the
-# text to a spare key (xmodmap) before Wine starts, and xdotool finds them.
+# How: see gui_test_lib.sh, shared with the ver.2 test (two stages: Xvfb,
+# then scripts/with-wine.sh; every wait for an event, with a deadline, never
+# a fixed sleep). Inside Wine: the native v1_server on a free port, a bash
+# /dev/tcp client, then the .exe with --connect --log; xdotool finds the
+# window, clicks the edit box, types, presses Return.
 #
 # Usage: gui_client_test.sh --client EXE --server V1_SERVER --with-wine SCRIPT
 #                           --work-dir DIR [--screenshot PNG] [--port P]
@@ -40,10 +32,9 @@ readonly kWineLine='안녕하세요 from wine'                   # typed into th
 readonly kNativeLine='hello from linux — 리눅스에서 보냅니다'  # sent by the native client
 readonly kDeadlineSeconds=30                                  # for any single wait
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=gui_test_lib.sh
+source "$here/gui_test_lib.sh"
 
 client="" server="" with_wine="" work_dir="" screenshot="" port=""
 while (($#)); do
@@ -65,10 +56,8 @@ done
 # Stage "outer": check the tools, start the virtual display, enter Wine.
 # ---------------------------------------------------------------------------
 if [[ ${IOCP_CHAT_GUI_TEST_STAGE:-outer} == outer ]]; then
-  for tool in Xvfb xdotool xmodmap import wine wineserver; do
-    command -v "$tool" >/dev/null ||
-      fail "$tool not found; install: xvfb xauth xdotool x11-xserver-utils imagemagick fonts-wine fonts-nanum wine wine64 (scripts/setup.sh)"
-  done
+  # shellcheck disable=SC2119 # no tools beyond the common ones
+  require_gui_tools
   [[ -x $server ]] ||
     fail "the native ver.1 server is missing: $server
       build it first: cmake --preset linux && cmake --build --preset linux --target v1_server
@@ -78,21 +67,8 @@ if [[ ${IOCP_CHAT_GUI_TEST_STAGE:-outer} == outer ]]; then
 
   mkdir -p "$work_dir"
   work_dir=$(cd "$work_dir" && pwd)
-  rm -f "$work_dir"/{transcript.txt,client.out,server.log,xvfb.log,display,v1_client_win32.png}
-
-  # -displayfd: Xvfb picks a free display number and writes it to the file
-  # once it accepts clients — that is the "ready" event we wait for.
-  Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp 3>"$work_dir/display" \
-    >"$work_dir/xvfb.log" 2>&1 &
-  xvfb_pid=$!
-  trap 'kill "$xvfb_pid" 2>/dev/null; wait "$xvfb_pid" 2>/dev/null || true' EXIT
-  for ((i = 0; i < kDeadlineSeconds * 10; i++)); do
-    [[ -s $work_dir/display ]] && break
-    kill -0 "$xvfb_pid" 2>/dev/null || fail "Xvfb did not start: $(cat "$work_dir/xvfb.log")"
-    sleep 0.1
-  done
-  [[ -s $work_dir/display ]] || fail "Xvfb gave no display number within ${kDeadlineSeconds}s"
-  export DISPLAY=":$(head -1 "$work_dir/display")"
+  rm -f "$work_dir"/{transcript.txt,client.out,server.log,v1_client_win32.png}
+  start_virtual_display
 
   status=0
   IOCP_CHAT_GUI_TEST_STAGE=inner "$with_wine" bash "$0" --client "$client" --server "$server" \
@@ -126,52 +102,7 @@ cleanup() {
   wait 2>/dev/null || true
 }
 
-fail() {
-  echo "FAIL: $*" >&2
-  show_diagnostics >&2
-  exit 1
-}
 trap cleanup EXIT
-
-# Waits until the command succeeds; fails with `what` after the deadline.
-wait_for() {
-  local what=$1
-  shift
-  local deadline=$((SECONDS + kDeadlineSeconds))
-  until "$@"; do
-    ((SECONDS < deadline)) || fail "timed out after ${kDeadlineSeconds}s waiting for $what"
-    sleep 0.1
-  done
-}
-
-# True if nothing accepts connections on 127.0.0.1:$1.
-port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Starts v1_server on $port if that is free, else on a random free port; a
-# port taken between the check and the bind makes the server exit, and the
-# next port is tried. Ready = it accepts a connection (the probe leaves at once).
-start_server() {
-  local attempt
-  for ((attempt = 0; attempt < 5; attempt++)); do
-    if [[ -z $port ]] || ! port_is_free "$port"; then
-      for ((i = 0; i < 50; i++)); do
-        port=$((20000 + RANDOM % 40000))
-        port_is_free "$port" && break
-      done
-    fi
-    "$server" --port "$port" --bind 127.0.0.1 2>"$work_dir/server.log" &
-    server_pid=$!
-    local deadline=$((SECONDS + kDeadlineSeconds))
-    while kill -0 "$server_pid" 2>/dev/null; do
-      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-      ((SECONDS < deadline)) || fail "v1_server did not listen on 127.0.0.1:$port within ${kDeadlineSeconds}s"
-      sleep 0.1
-    done
-    wait "$server_pid" || true
-    server_pid="" port=""
-  done
-  fail "v1_server exited at start five times"
-}
 
 # True if the dialog showed exactly the line $1 (one whole line of the transcript).
 dialog_shows() { grep -qxF -- "$1" "$transcript" 2>/dev/null; }
@@ -191,53 +122,28 @@ send_native_line_in_two_pieces() {
 }
 
 # 1. The native ver.1 server on a free port.
-start_server
+start_server "$server" "$work_dir/server.log"
 
 # 2. The native client: a plain TCP socket held by bash on file descriptor $peer.
 exec {peer}<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect the native client"
 
-# 3. The Wine prefix: Tahoma and Marlett (Debian's fonts-wine puts them where
-#    Wine 8 does not look) and window frames drawn by Wine itself, since
-#    there is no window manager (Decorated=N) — for a screenshot that looks
-#    like Windows. Korean glyphs come through Tahoma's font link to Gulim,
-#    which with-wine.sh maps to NanumGothic.
-fonts_dir=$WINEPREFIX/drive_c/windows/Fonts
-mkdir -p "$fonts_dir"
-for font in tahoma.ttf tahomabd.ttf marlett.ttf; do
-  [[ -e $fonts_dir/$font || ! -e /usr/share/wine/fonts/$font ]] || ln -s "/usr/share/wine/fonts/$font" "$fonts_dir/"
-done
-wine reg add 'HKCU\Software\Wine\X11 Driver' /v Decorated /d N /f >/dev/null 2>&1 </dev/null ||
-  fail "wine reg add failed"
+# 3. The Wine prefix's fonts and frames (gui_test_lib.sh).
+prepare_wine_prefix
 
-# 4. Every non-ASCII character of the typed text gets its own spare key.
-mapfile -t spare_keys < <(xmodmap -pke | awk 'NF == 3 { print $2 }')
-declare -A mapped=()
-for ((i = 0; i < ${#kWineLine}; i++)); do
-  char=${kWineLine:i:1}
-  code=$(printf '%X' "'$char")
-  ((0x$code > 0x7E)) && [[ -z ${mapped[$char]:-} ]] || continue
-  key=${spare_keys[${#mapped[@]}]:-}
-  [[ -n $key ]] || fail "no spare key left for '$char'"
-  xmodmap -e "keycode $key = U$code"
-  mapped[$char]=$key
-done
+# 4. Every non-ASCII character of the typed text gets its own key.
+map_spare_keys "$kWineLine"
 
 # 5. The Windows client, connecting at start, copying its list to the transcript.
 #    Wine maps drive Z: to /, so Z:\ + the path with backslashes is the same file.
 wine "$client" --connect --host 127.0.0.1 --port "$port" --log "Z:${transcript//\//\\}" \
   >"$work_dir/client.out" 2>&1 </dev/null &
 client_pid=$!
-window=$(timeout "$kDeadlineSeconds" xdotool search --sync --name "^${kWindowTitle}\$" | head -1) ||
-  fail "no window titled '$kWindowTitle' within ${kDeadlineSeconds}s"
-[[ -n $window ]] || fail "no window titled '$kWindowTitle'"
+window=$(find_window "$kWindowTitle")
 wait_for "the dialog to connect" dialog_shows "* connected to 127.0.0.1:$port"
 
-# 6. Type into the edit box. Child controls are not X windows, so the click
-#    goes to where the .rc puts the box: its centre is at (116, 210) of the
-#    300 x 226 dialog units, and the window scales them evenly (the frame
-#    Wine draws around it shifts the point by a few pixels at most).
-eval "$(xdotool getwindowgeometry --shell "$window")"
-xdotool mousemove --window "$window" $((WIDTH * 116 / 300)) $((HEIGHT * 210 / 226)) click 1
+# 6. Type into the edit box: its centre is at (116, 210) of the 300 x 226
+#    dialog units of the .rc.
+click_dialog_point "$window" 116 210 300 226
 xdotool type --delay 20 "$kWineLine"
 xdotool key Return # the default button: Send
 
@@ -269,15 +175,9 @@ fi
 
 # 10. Esc = IDCANCEL = EndDialog: the program must end by itself, with 0.
 xdotool key Escape
-deadline=$((SECONDS + kDeadlineSeconds))
-while kill -0 "$client_pid" 2>/dev/null; do
-  ((SECONDS < deadline)) || fail "the client did not exit after Esc"
-  sleep 0.1
-done
-client_status=0
-wait "$client_pid" || client_status=$?
+wait_for_exit "$client_pid" "the client (after Esc)"
 client_pid=""
-((client_status == 0)) || fail "the client exited with $client_status"
+((exit_status == 0)) || fail "the client exited with $exit_status"
 
 echo "win32 client under wine ($(wine --version 2>/dev/null), display $DISPLAY, v1_server on port $port):"
 echo "  sent     '$kWineLine' (typed with xdotool, Return) -> native client received it byte for byte"

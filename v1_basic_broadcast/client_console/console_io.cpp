@@ -17,7 +17,7 @@
 #include <cerrno>
 #endif
 
-namespace iocp_chat::v1_client {
+namespace iocp_chat::console {
 namespace {
 
 /// Held for each write, so lines from the receiving thread and messages
@@ -191,4 +191,4 @@ void write_error(std::string_view text) {
 #endif
 }
 
-}  // namespace iocp_chat::v1_client
+}  // namespace iocp_chat::console

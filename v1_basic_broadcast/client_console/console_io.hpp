@@ -1,5 +1,6 @@
-// console_io.hpp — the terminal side of the console client: arguments,
-// keyboard lines and printed lines, all as UTF-8 on Linux and on Windows.
+// console_io.hpp — the terminal side of the console clients (v1_client and
+// v2_client share it): arguments, keyboard lines and printed lines, all as
+// UTF-8 on Linux and on Windows.
 //
 // Idea: the chat carries UTF-8 bytes and the client passes them through
 // unchanged. Linux terminals already speak UTF-8. A Windows console does
@@ -8,14 +9,14 @@
 // Windows these functions talk to the console in UTF-16 (GetCommandLineW,
 // ReadConsoleW, WriteConsoleW) and convert at the edge; redirected input
 // and output (pipes, files — what the tests use) stay raw UTF-8 bytes.
-// Every #ifdef of the client lives in console_io.cpp.
+// Every #ifdef of the clients' terminal code lives in console_io.cpp.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace iocp_chat::v1_client {
+namespace iocp_chat::console {
 
 /// Sets up standard output and error for UTF-8 (on Windows: binary mode, so
 /// "\n" is not turned into "\r\n" and bytes pass unchanged). Call once, first.
@@ -35,4 +36,4 @@ void write_output(std::string_view text);
 /// Same as write_output, for standard error (status and error messages).
 void write_error(std::string_view text);
 
-}  // namespace iocp_chat::v1_client
+}  // namespace iocp_chat::console

@@ -48,6 +48,12 @@
 namespace iocp_chat::v1_client {
 namespace {
 
+// The terminal and the command line are shared with ver.2's client.
+using console::ClientOptions;
+using console::read_input_line;
+using console::write_error;
+using console::write_output;
+
 using Clock = std::chrono::steady_clock;
 
 constexpr int kExitOk = 0;       ///< Left normally, or the server closed the connection.
@@ -65,6 +71,33 @@ constexpr auto kEchoWait = std::chrono::seconds(2);
 
 /// The typed command that leaves the chat; it is not sent.
 constexpr std::string_view kQuitCommand = "/quit";
+
+/// ver.1's words for the shared command line (console::parse_options).
+console::ClientProgram describe_program() {
+  console::ClientProgram program;
+  program.program = "v1_client";
+  program.summary =
+      "the ver.1 console chat client: sends each line you type, prints every line the server broadcasts";
+  program.epilogue =
+      R"(Interactive mode (no --send): type a line and press Enter to send it.
+/quit, or the end of input (Ctrl+D; Ctrl+Z then Enter on Windows), leaves.
+Every line received is printed as soon as its "\n" arrives, your own
+lines too: the server sends every line to every client.
+
+Exit codes: 0 left normally, or the server closed the connection;
+            1 could not connect, lost the connection, or --expect failed;
+            2 bad command line.
+
+Examples:
+  v1_client
+  v1_client --host 127.0.0.1 --port 42006 --name alice
+  v1_client --name bob --send "hi all" --send "bye" --delay 500 --expect 4)";
+  program.name_option = "--name";
+  program.name_value = "NAME";
+  program.name_help = "print \"[NAME] \" before each line received, to tell clients apart";
+  program.expect_help = "leave (exit 0) once N lines have arrived, echoes of your own included";
+  return program;
+}
 
 /// What the threads share. Every field is guarded by `lock`, and `changed`
 /// is notified after every change, so the main thread can sleep until
@@ -284,9 +317,10 @@ int run(const ClientOptions& options) {
 
 int main(int argc, char** argv) {
   using namespace iocp_chat::v1_client;
-  prepare_console();
+  iocp_chat::console::prepare_console();
   ClientOptions options;
-  switch (parse_options(utf8_arguments(argc, argv), options)) {
+  switch (iocp_chat::console::parse_options(iocp_chat::console::utf8_arguments(argc, argv),
+                                            describe_program(), options)) {
     case iocp_chat::ParseOutcome::help:
       return kExitOk;
     case iocp_chat::ParseOutcome::error:

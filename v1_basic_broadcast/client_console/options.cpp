@@ -1,4 +1,4 @@
-// options.cpp — the console client's options, declared with the project's
+// options.cpp — the console clients' options, declared with the project's
 // CommandLine parser (so every program has the same --help and the same
 // errors), plus the checks that span two options.
 #include "options.hpp"
@@ -6,52 +6,39 @@
 #include <cstdio>
 #include <limits>
 
-namespace iocp_chat::v1_client {
+namespace iocp_chat::console {
 namespace {
 
 /// Longest pause or timeout accepted: one day, far from any overflow.
 constexpr std::uint64_t kMaxMilliseconds = 24ULL * 60 * 60 * 1000;
 
-/// The end of --help: the two modes, the exit codes, and examples.
-constexpr const char* kHelpEpilogue =
-    R"(Interactive mode (no --send): type a line and press Enter to send it.
-/quit, or the end of input (Ctrl+D; Ctrl+Z then Enter on Windows), leaves.
-Every line received is printed as soon as its "\n" arrives, your own
-lines too: the server sends every line to every client.
-
-Exit codes: 0 left normally, or the server closed the connection;
-            1 could not connect, lost the connection, or --expect failed;
-            2 bad command line.
-
-Examples:
-  v1_client
-  v1_client --host 127.0.0.1 --port 42006 --name alice
-  v1_client --name bob --send "hi all" --send "bye" --delay 500 --expect 4)";
+/// Prints "PROGRAM: MESSAGE (try --help)" for a command line that parsed
+/// but makes no sense.
+ParseOutcome usage_error(const ClientProgram& program, const std::string& message) {
+  std::fprintf(stderr, "%s: %s (try --help)\n", program.program.c_str(), message.c_str());
+  return ParseOutcome::error;
+}
 
 }  // namespace
 
-ParseOutcome parse_options(const std::vector<std::string>& arguments, ClientOptions& options) {
+ParseOutcome parse_options(const std::vector<std::string>& arguments, const ClientProgram& program,
+                           ClientOptions& options) {
   std::uint64_t port = options.port;
   std::uint64_t delay_ms = kMaxMilliseconds + 1;  // "not given"
   std::uint64_t expect = 0;                       // "not given"
   std::uint64_t timeout_ms = kMaxMilliseconds + 1;
 
-  CommandLine command_line("v1_client",
-                           "the ver.1 console chat client: sends each line you type, prints every line "
-                           "the server broadcasts",
-                           kHelpEpilogue);
+  CommandLine command_line(program.program, program.summary, program.epilogue);
   command_line.text("--host", "HOST", "server address or host name (default 127.0.0.1)", options.host);
   command_line.number("--port", "server TCP port (default 42006)", port, 1, 65535);
-  command_line.text("--name", "NAME", "print \"[NAME] \" before each line received, to tell clients apart",
-                    options.name);
+  command_line.text(program.name_option, program.name_value, program.name_help, options.name);
   command_line.texts(
       "--send", "TEXT",
       "scripted mode: send TEXT as a line instead of reading the keyboard; repeat for more lines",
       options.lines_to_send);
   command_line.number("--delay", "with --send: milliseconds to wait before the first line and between lines",
                       delay_ms, 0, kMaxMilliseconds);
-  command_line.number("--expect", "leave (exit 0) once N lines have arrived, echoes of your own included",
-                      expect, 1, std::numeric_limits<std::uint32_t>::max());
+  command_line.number("--expect", program.expect_help, expect, 1, std::numeric_limits<std::uint32_t>::max());
   command_line.number("--timeout",
                       "with --expect: fail (exit 1) if the lines are not all there this many "
                       "milliseconds after connecting (default 10000)",
@@ -67,17 +54,12 @@ ParseOutcome parse_options(const std::vector<std::string>& arguments, ClientOpti
   // Options that would silently do nothing are mistakes worth pointing out.
   const bool delay_given = delay_ms <= kMaxMilliseconds;
   const bool timeout_given = timeout_ms <= kMaxMilliseconds;
-  if (options.host.empty()) {
-    std::fputs("v1_client: --host needs an address or a host name (try --help)\n", stderr);
-    return ParseOutcome::error;
-  }
+  if (options.host.empty()) return usage_error(program, "--host needs an address or a host name");
   if (delay_given && options.lines_to_send.empty()) {
-    std::fputs("v1_client: --delay paces --send lines; give at least one --send (try --help)\n", stderr);
-    return ParseOutcome::error;
+    return usage_error(program, "--delay paces --send lines; give at least one --send");
   }
   if (timeout_given && expect == 0) {
-    std::fputs("v1_client: --timeout limits the wait of --expect; give --expect too (try --help)\n", stderr);
-    return ParseOutcome::error;
+    return usage_error(program, "--timeout limits the wait of --expect; give --expect too");
   }
 
   options.port = static_cast<std::uint16_t>(port);
@@ -87,4 +69,4 @@ ParseOutcome parse_options(const std::vector<std::string>& arguments, ClientOpti
   return ParseOutcome::run;
 }
 
-}  // namespace iocp_chat::v1_client
+}  // namespace iocp_chat::console

@@ -1,12 +1,13 @@
 // chat_dialog.hpp — the ver.1 WinAPI chat client: one dialog, one socket.
 //
 // WinAPI idea: WSAAsyncSelect — the socket's events delivered as window
-// messages. The client never blocks and never starts a thread: it asks
-// Winsock to post kSocketMessage to the dialog whenever the socket can be
-// read (FD_READ), can take more bytes (FD_WRITE), has finished connecting
-// (FD_CONNECT) or was closed by the peer (FD_CLOSE). Those messages arrive
-// through the same message loop as clicks and key presses, so the whole
-// program is one thread reacting to one queue of events.
+// messages. The client never blocks and never starts a thread: Winsock posts
+// kSocketMessage to this dialog whenever the socket can be read, can take
+// more bytes, has finished connecting or was closed by the peer, and the
+// dialog hands the message to its AsyncClientSocket (async_client_socket.hpp,
+// which handles WSAAsyncSelect's traps). Those messages arrive through the
+// same message loop as clicks and key presses, so the whole program is one
+// thread reacting to one queue of events.
 //
 // This is the client side of the original 2018 design ("WSAAsyncSelect for
 // asynchronous send/receive, a message queue of what to send"); the server
@@ -23,7 +24,9 @@
 #include <string>
 #include <string_view>
 
+#include "async_client_socket.hpp"
 #include "line_assembler.hpp"
+#include "transcript.hpp"
 
 namespace iocp_chat::v1 {
 
@@ -35,12 +38,13 @@ struct ClientOptions {
   std::wstring log_path;             ///< --log: copy of every shown line (tests).
 };
 
-/// The chat window: owns the socket, the outbound byte queue and the
-/// transcript; lives exactly as long as the modal dialog.
-class ChatDialog {
+/// The chat window: owns the connection and the transcript; lives exactly
+/// as long as the modal dialog.
+class ChatDialog final : private SocketEvents {
  public:
+  /// Keeps the options; opens the --log transcript if one was asked for.
   explicit ChatDialog(ClientOptions options);
-  ~ChatDialog();
+  ~ChatDialog() = default;
   ChatDialog(const ChatDialog&) = delete;
   ChatDialog& operator=(const ChatDialog&) = delete;
 
@@ -49,9 +53,6 @@ class ChatDialog {
   INT_PTR run(HINSTANCE instance);
 
  private:
-  /// Where the connection stands; decides what the buttons do.
-  enum class State { kDisconnected, kConnecting, kConnected };
-
   /// The window message Winsock posts for socket events (WSAAsyncSelect's
   /// wMsg). WM_APP and above are free for a program's own messages.
   static constexpr UINT kSocketMessage = WM_APP + 1;
@@ -64,17 +65,11 @@ class ChatDialog {
   void on_connect_button();
   void on_send_button();
 
-  // Socket events (kSocketMessage: WSAGETSELECTEVENT / WSAGETSELECTERROR).
-  void on_socket_message(SOCKET socket, int event, int error);
-  void on_connected(int error);
-  void on_readable();
-  void on_peer_closed(int error);
-
-  // The connection.
+  // The connection: start it, and hear from it (SocketEvents).
   void start_connect();
-  void flush_outbound();
-  bool receive_once();
-  void close_connection(std::wstring_view reason);
+  void on_socket_connected() override;
+  void on_socket_received(std::string_view bytes) override;
+  void on_socket_closed(std::wstring_view reason) override;
 
   // Showing text.
   void show_received(std::string_view bytes);
@@ -82,14 +77,11 @@ class ChatDialog {
   void show_status(std::wstring_view text);
   void update_controls();
 
-  ClientOptions options_;                     ///< Start-up settings.
-  HWND window_ = nullptr;                     ///< The dialog, once WM_INITDIALOG ran.
-  SOCKET socket_ = INVALID_SOCKET;            ///< The one connection; INVALID_SOCKET when none.
-  State state_ = State::kDisconnected;        ///< What socket_ is doing.
-  std::wstring server_name_;                  ///< "host:port" for status lines.
-  std::string outbound_;                      ///< Bytes accepted from the user, not yet taken by send().
-  LineAssembler incoming_;                    ///< Received bytes until their "\n" arrives.
-  HANDLE transcript_ = INVALID_HANDLE_VALUE;  ///< --log file, or INVALID_HANDLE_VALUE.
+  ClientOptions options_;         ///< Start-up settings.
+  HWND window_ = nullptr;         ///< The dialog, once WM_INITDIALOG ran.
+  AsyncClientSocket connection_;  ///< The socket and its outbound byte queue.
+  LineAssembler incoming_;        ///< Received bytes until their "\n" arrives.
+  Transcript transcript_;         ///< --log file (inactive without --log).
 };
 
 }  // namespace iocp_chat::v1

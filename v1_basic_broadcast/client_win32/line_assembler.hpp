@@ -26,6 +26,7 @@ class LineAssembler {
   /// peer that never sends "\n" cannot make the buffer grow without bound.
   static constexpr std::size_t kDefaultMaxLineBytes = 16 * 1024;
 
+  /// An empty assembler; a line longer than `max_line_bytes` is handed out in pieces.
   explicit LineAssembler(std::size_t max_line_bytes = kDefaultMaxLineBytes);
 
   /// Appends `bytes` and returns every line they complete, in order, each

@@ -31,6 +31,7 @@ ChatServer::ChatServer(ServerConfig config) : config_(std::move(config)) {}
 
 ChatServer::~ChatServer() { stop(); }
 
+// [start]
 void ChatServer::start() {
   std::string backend_note;
   port_object_ = open_completion_port(config_.backend, &backend_note);
@@ -57,7 +58,9 @@ void ChatServer::start() {
   log_line("listening on " + config_.bind_address + ":" + std::to_string(port_) + " with " +
            std::to_string(threads) + " worker threads");
 }
+// [start]
 
+// [worker-loop]
 // The worker loop: wait for the next completion, hand it to its handler,
 // repeat — until a posted (quit) completion arrives.
 void ChatServer::run_worker() {
@@ -67,7 +70,9 @@ void ChatServer::run_worker() {
     dispatch(*completion);
   }
 }
+// [worker-loop]
 
+// [dispatch]
 void ChatServer::dispatch(const Completion& completion) {
   switch (completion.kind()) {
     case OperationKind::accept:
@@ -84,6 +89,7 @@ void ChatServer::dispatch(const Completion& completion) {
       break;
   }
 }
+// [dispatch]
 
 // Re-posts an accept unless stop() has begun; under accepting_lock_ so that
 // stop()'s cancel of the listener cannot slip between the check and the post.
@@ -100,6 +106,7 @@ bool ChatServer::repost_accept(AcceptOperation& accept) {
   return false;
 }
 
+// [on-accept]
 void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion) {
   Socket socket = accept.take_socket();
   if (completion.error) {
@@ -119,7 +126,9 @@ void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion
   repost_accept(accept);
   admit(std::move(socket));
 }
+// [on-accept]
 
+// [admit]
 // A new client joins the list and gets its first receive.
 void ChatServer::admit(Socket socket) {
   auto connection = std::make_shared<Connection>(std::move(socket));
@@ -161,7 +170,9 @@ void ChatServer::admit(Socket socket) {
   }
   if (done) finish(*connection);
 }
+// [admit]
 
+// [on-receive]
 // Bytes arrived from one client: copy them once, broadcast, receive again.
 void ChatServer::on_receive(Connection& connection, const Completion& completion) {
   SharedBuffer chunk;
@@ -206,7 +217,9 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
   }
   if (done) finish(connection);
 }
+// [on-receive]
 
+// [broadcast]
 // Copies the list under the lock (a few pointer copies), then delivers
 // without it: the critical section is never held across I/O.
 void ChatServer::broadcast(const SharedBuffer& chunk) {
@@ -217,14 +230,17 @@ void ChatServer::broadcast(const SharedBuffer& chunk) {
   }
   for (const auto& recipient : recipients) deliver(*recipient, chunk);
 }
+// [broadcast]
 
+// [deliver]
 // Queues a chunk for one client; starts a send if none is in flight. Never
 // waits: a client whose queue would pass the bound is dropped instead.
 void ChatServer::deliver(Connection& connection, const SharedBuffer& chunk) {
   bool done = false;
   {
     const CriticalSectionLock lock(connection.lock);
-    if (connection.closing || connection.flush_then_close) return;  // nothing new for a client that is leaving
+    if (connection.closing || connection.flush_then_close)
+      return;  // nothing new for a client that is leaving
     if (connection.queued_bytes + chunk->size() > config_.max_queue_bytes) {
       begin_close_locked(connection, "slow consumer: " + std::to_string(connection.queued_bytes) +
                                          " bytes waiting, limit " + std::to_string(config_.max_queue_bytes));
@@ -237,7 +253,9 @@ void ChatServer::deliver(Connection& connection, const SharedBuffer& chunk) {
   }
   if (done) finish(connection);
 }
+// [deliver]
 
+// [send]
 // Moves everything queued into the send operation: one gathered WSASend.
 void ChatServer::start_send_locked(Connection& connection) {
   connection.send.clear();
@@ -247,7 +265,9 @@ void ChatServer::start_send_locked(Connection& connection) {
   ++connection.outstanding;
   port_object_->start_send(connection.socket, connection.send);
 }
+// [send]
 
+// [on-send]
 // The send finished (the layer completes short writes itself); start the
 // next one if more piled up meanwhile.
 void ChatServer::on_send(Connection& connection, const Completion& completion) {
@@ -271,7 +291,9 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
   }
   if (done) finish(connection);
 }
+// [on-send]
 
+// [close]
 // The one place that decides a connection is closing: set the flag, drop
 // what was queued, and cancel the outstanding operations (CancelIoEx). Their
 // completions arrive as usual; the flag, not their error codes, tells the
@@ -283,7 +305,9 @@ void ChatServer::begin_close_locked(Connection& connection, std::string reason) 
   connection.queued.clear();
   port_object_->cancel(connection.socket);
 }
+// [close]
 
+// [completed]
 // True exactly once: when the connection is closing and its last operation
 // has completed. Only then may it be freed.
 bool ChatServer::completed_locked(Connection& connection) {
@@ -291,7 +315,9 @@ bool ChatServer::completed_locked(Connection& connection) {
   connection.finished = true;
   return true;
 }
+// [completed]
 
+// [finish]
 // Leaves the list, closes the socket, logs. Called once per connection, with
 // no operation of it outstanding.
 void ChatServer::finish(Connection& connection) {
@@ -311,12 +337,14 @@ void ChatServer::finish(Connection& connection) {
   log_line("client " + connection.name + " disconnected: " + reason + " (" + clients_text(count) + ")");
   notify_drained();
 }
+// [finish]
 
 void ChatServer::notify_drained() {
   { const std::lock_guard lock(drained_mutex_); }
   drained_.notify_all();
 }
 
+// [stop]
 void ChatServer::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
@@ -357,5 +385,6 @@ void ChatServer::stop() {
   port_object_->close(listener_);
   log_line("server stopped");
 }
+// [stop]
 
 }  // namespace iocp_chat::v1

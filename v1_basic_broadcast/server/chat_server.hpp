@@ -37,6 +37,7 @@
 
 namespace iocp_chat::v1 {
 
+// [config]
 /// Everything the command line can change.
 struct ServerConfig {
   std::string bind_address = "127.0.0.1";  ///< Loopback only unless asked (like Redis's protected mode).
@@ -47,7 +48,9 @@ struct ServerConfig {
   std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (PROTOCOL.md: at most 8 MiB).
   unsigned pre_posted_accepts = 16;        ///< Accepts kept waiting on the listener.
 };
+// [config]
 
+// [connection]
 /// One connected client: its socket, its two operations, its outbound queue.
 struct Connection {
   /// Takes the accepted socket.
@@ -69,6 +72,7 @@ struct Connection {
   std::string close_reason GUARDED_BY(lock);          ///< Why, for the disconnect log line.
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
 };
+// [connection]
 
 /// The ver.1 server. start() returns once it is listening; stop() (or the
 /// destructor) shuts it down in order and returns when everything is freed.

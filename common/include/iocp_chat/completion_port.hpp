@@ -79,10 +79,12 @@ std::optional<Backend> parse_backend(std::string_view name) noexcept;
 /// The backends compiled into this program, in order of preference (not "auto").
 std::vector<Backend> compiled_backends();
 
+// [completion-key]
 /// The per-socket value given at association and returned with each of its
 /// completions (ULONG_PTR in Win32: wide enough for a pointer on 64-bit —
 /// the original program cast it to a 32-bit DWORD).
 using CompletionKey = std::uintptr_t;
+// [completion-key]
 
 /// What kind of operation a completion reports.
 enum class OperationKind : std::uint8_t {
@@ -95,6 +97,7 @@ enum class OperationKind : std::uint8_t {
 /// Waits forever (INFINITE).
 inline constexpr std::chrono::milliseconds kWaitForever = std::chrono::milliseconds::max();
 
+// [operation]
 /// The per-operation context: the OVERLAPPED idiom. Owned by the caller; it
 /// must stay alive and untouched from the start of the operation until its
 /// completion has been dequeued. The completion hands the same object back,
@@ -126,6 +129,7 @@ class Operation {
   int immediate_error_ = 0;  ///< An error found while starting, reported through the queue.
   CompletionKey key_ = 0;    ///< The key of the socket it was started on.
 };
+// [operation]
 
 /// Accepting one connection (AcceptEx). Several may wait on one listener at
 /// once, so a burst of clients never finds nobody accepting.
@@ -211,6 +215,7 @@ class SendOperation final : public Operation {
 #endif
 };
 
+// [completion]
 /// One finished operation, as GetQueuedCompletionStatus reports it.
 struct Completion {
   CompletionKey key = 0;           ///< The socket's key, or the key given to post().
@@ -221,6 +226,7 @@ struct Completion {
   /// The operation's kind; OperationKind::posted for a posted completion.
   OperationKind kind() const noexcept { return operation ? operation->kind() : OperationKind::posted; }
 };
+// [completion]
 
 /// An I/O completion port. Create one with open_completion_port(); share it
 /// by reference between the worker threads: every member is safe to call
@@ -234,6 +240,7 @@ class CompletionPort {
   /// The backend in use (never Backend::automatic).
   virtual Backend backend() const noexcept = 0;
 
+  // [port-interface]
   /// CreateIoCompletionPort(socket, port, key): the completions of this
   /// socket's operations will carry `key`. Once per socket, before any start.
   virtual void associate(const Socket& socket, CompletionKey key) = 0;
@@ -268,6 +275,7 @@ class CompletionPort {
 
   /// GetQueuedCompletionStatus: one completion, or std::nullopt on timeout.
   std::optional<Completion> wait(std::chrono::milliseconds timeout = kWaitForever);
+  // [port-interface]
 
  protected:
   CompletionPort() = default;

@@ -51,6 +51,7 @@
 
 namespace iocp_chat {
 
+// [critical-section]
 /// A lock for shared state (Win32 CRITICAL_SECTION; std::mutex elsewhere).
 ///
 /// The chat server keeps its client list under one of these, as the original
@@ -98,7 +99,9 @@ class CAPABILITY("mutex") CriticalSection {
   std::mutex mutex_;  ///< The portable equivalent.
 #endif
 };
+// [critical-section]
 
+// [critical-section-lock]
 /// Holds a CriticalSection from construction to the end of the scope (RAII),
 /// so no early return or exception can leave it entered.
 class SCOPED_CAPABILITY CriticalSectionLock {
@@ -115,6 +118,7 @@ class SCOPED_CAPABILITY CriticalSectionLock {
  private:
   CriticalSection& section_;  ///< The section held; outlives the lock by construction.
 };
+// [critical-section-lock]
 
 /// A counter that many threads change without a lock
 /// (InterlockedIncrement64 / InterlockedDecrement64; std::atomic elsewhere).
@@ -129,6 +133,7 @@ class InterlockedCounter {
   InterlockedCounter(const InterlockedCounter&) = delete;
   InterlockedCounter& operator=(const InterlockedCounter&) = delete;
 
+  // [interlocked-increment]
   /// Adds one and returns the new value (InterlockedIncrement64).
   std::int64_t increment() noexcept {
 #ifdef _WIN32
@@ -137,6 +142,7 @@ class InterlockedCounter {
     return value_.fetch_add(1, std::memory_order_acq_rel) + 1;
 #endif
   }
+  // [interlocked-increment]
 
   /// Subtracts one and returns the new value (InterlockedDecrement64).
   std::int64_t decrement() noexcept {

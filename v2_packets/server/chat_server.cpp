@@ -1,0 +1,482 @@
+// chat_server.cpp — ver.2's chat server on the completion-port layer:
+// ver.1's server with a FrameAssembler and a ChatRoom in the receive path.
+//
+// Read it in this order: start() and run_worker() (the original's worker
+// loop, made correct), then on_accept, on_receive, handle_frames and
+// apply/deliver (how one frame reaches everyone without blocking on anyone),
+// on_send, and last the two ways out: leaving (flush the last frames, then
+// close) and closing (begin_close_locked → completed_locked → finish).
+#include "chat_server.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "iocp_chat/log.hpp"
+
+namespace iocp_chat::v2 {
+namespace {
+
+/// Pause before re-posting an accept that failed: if the process is out of
+/// file descriptors, the listener stays ready and an immediate retry would
+/// spin a worker at 100% CPU without ever succeeding.
+constexpr std::chrono::milliseconds kAcceptRetryPause{100};
+
+/// How often an idle worker wakes up to look for leaving clients that are overdue.
+constexpr std::chrono::milliseconds kSweepInterval{250};
+
+std::string clients_text(std::int64_t count) {
+  return std::to_string(count) + (count == 1 ? " client" : " clients");
+}
+
+}  // namespace
+
+ChatServer::ChatServer(ServerConfig config) : config_(std::move(config)) {}
+
+ChatServer::~ChatServer() { stop(); }
+
+void ChatServer::start() {
+  std::string backend_note;
+  port_object_ = open_completion_port(config_.backend, &backend_note);
+  listener_ = open_listener(config_.bind_address, config_.port);
+  port_ = local_port(listener_);
+  port_object_->associate(listener_, 0);
+
+  {
+    const CriticalSectionLock lock(accepting_lock_);
+    accepting_ = true;
+  }
+  for (unsigned i = 0; i < std::max(1U, config_.pre_posted_accepts); ++i) {
+    accepts_.push_back(std::make_unique<AcceptOperation>());
+    accepts_alive_.increment();
+    port_object_->start_accept(listener_, *accepts_.back());
+  }
+
+  const unsigned threads =
+      config_.threads != 0 ? config_.threads : std::max(2U, 2 * std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { run_worker(); });
+  started_ = true;
+
+  log_line(backend_note);
+  log_line("listening on " + config_.bind_address + ":" + std::to_string(port_) + " with " +
+           std::to_string(threads) + " worker threads");
+}
+
+// The worker loop: wait for the next completion, hand it to its handler,
+// repeat — until a posted (quit) completion arrives. The wait has a timeout
+// so that some worker regularly looks for leaving clients that are overdue.
+void ChatServer::run_worker() {
+  for (;;) {
+    const std::optional<Completion> completion = port_object_->wait(kSweepInterval);
+    sweep();
+    if (!completion) continue;
+    if (completion->kind() == OperationKind::posted) return;  // stop() says quit
+    dispatch(*completion);
+  }
+}
+
+void ChatServer::dispatch(const Completion& completion) {
+  switch (completion.kind()) {
+    case OperationKind::accept:
+      on_accept(*static_cast<AcceptOperation*>(completion.operation), completion);
+      break;
+    case OperationKind::receive:
+      // The key is the connection's address, given at association.
+      on_receive(*reinterpret_cast<Connection*>(completion.key), completion);
+      break;
+    case OperationKind::send:
+      on_send(*reinterpret_cast<Connection*>(completion.key), completion);
+      break;
+    case OperationKind::posted:
+      break;
+  }
+}
+
+// Re-posts an accept unless stop() has begun; under accepting_lock_ so that
+// stop()'s cancel of the listener cannot slip between the check and the post.
+bool ChatServer::repost_accept(AcceptOperation& accept) {
+  {
+    const CriticalSectionLock lock(accepting_lock_);
+    if (accepting_) {
+      port_object_->start_accept(listener_, accept);
+      return true;
+    }
+  }
+  accepts_alive_.decrement();
+  notify_drained();
+  return false;
+}
+
+void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion) {
+  Socket socket = accept.take_socket();
+  if (completion.error) {
+    bool accepting = false;
+    {
+      const CriticalSectionLock lock(accepting_lock_);
+      accepting = accepting_;
+    }
+    if (accepting) {
+      log_line("accept failed: " + completion.error.message() + "; retrying shortly");
+      std::this_thread::sleep_for(kAcceptRetryPause);
+    }
+    repost_accept(accept);
+    return;
+  }
+  // Keep the listener stocked before spending time on the new client.
+  repost_accept(accept);
+  admit(std::move(socket));
+}
+
+// A new client joins the list and gets its first receive. Past
+// --max-clients it is told SERVER_FULL and let go.
+void ChatServer::admit(Socket socket) {
+  auto connection = std::make_shared<Connection>(std::move(socket));
+  connection->name = peer_name(connection->socket);
+  // Chat frames are small: send each at once instead of letting Nagle's
+  // algorithm hold it back until the previous one is acknowledged.
+  set_no_delay(connection->socket);
+  // Associate before the connection is visible to broadcasts, which may start a send on it.
+  port_object_->associate(connection->socket, reinterpret_cast<CompletionKey>(connection.get()));
+
+  std::int64_t count = 0;
+  bool full = false;
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    if (stopping_) {
+      log_line("client " + connection->name + " refused: server shutting down");
+      port_object_->close(connection->socket);
+      return;
+    }
+    full = client_count_.value() >= static_cast<std::int64_t>(config_.max_clients);
+    connection->admitted = !full;
+    connection->place = clients_.insert(clients_.end(), connection);
+    connections_.increment();
+    count = full ? client_count_.value() : client_count_.increment();
+  }
+  if (full) {
+    log_line("client " + connection->name + " refused: server full (" + clients_text(count) + ")");
+  } else {
+    log_line("client " + connection->name + " connected (" + clients_text(count) + ")");
+  }
+
+  bool done = false;
+  {
+    const CriticalSectionLock lock(connection->lock);
+    if (!connection->closing) {
+      ++connection->outstanding;
+      port_object_->start_receive(connection->socket, connection->receive);
+    }
+    if (full) {
+      start_leaving_locked(*connection, "server full", encode_shared(ErrorPacket{ErrorCode::server_full}));
+    }
+    done = completed_locked(*connection);
+  }
+  if (done) finish(*connection);
+}
+
+// Bytes arrived from one client: frame them, let the room answer, receive again.
+void ChatServer::on_receive(Connection& connection, const Completion& completion) {
+  bool frames = false;
+  bool released = false;
+  bool done = false;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    if (!connection.closing) {
+      if (completion.error) {
+        begin_close_locked(connection, "receive failed: " + completion.error.message());
+      } else if (completion.bytes == 0) {
+        // End of stream: the client will send no more, but it may still be
+        // reading what is queued for it. Flush, then close.
+        connection.peer_done = true;
+        if (connection.flush_then_close) {
+          if (!connection.sending) begin_close_locked(connection, connection.close_reason);
+        } else {
+          start_leaving_locked(connection, "client closed the connection", nullptr);
+        }
+      } else {
+        frames = !connection.flush_then_close;  // a leaving client's bytes are read and dropped
+      }
+    }
+    if (connection.closing || connection.peer_done) {
+      --connection.outstanding;  // this receive is over, and no other will start
+      done = completed_locked(connection);
+      released = true;
+    }
+  }
+  if (released) {
+    if (done) finish(connection);
+    return;
+  }
+
+  // The receive still counts as outstanding here, so the connection cannot be
+  // finished under us; and the next receive starts only after these frames
+  // are in every queue, which is what keeps each sender's messages in order.
+  if (frames) {
+    connection.assembler.feed(connection.receive.received(completion.bytes));
+    handle_frames(connection);
+  }
+
+  {
+    const CriticalSectionLock lock(connection.lock);
+    if (connection.closing) {
+      --connection.outstanding;
+      done = completed_locked(connection);
+    } else {
+      port_object_->start_receive(connection.socket, connection.receive);
+    }
+  }
+  if (done) finish(connection);
+}
+
+// Every complete frame goes to the room; its answer is applied at once.
+// Returns false once the connection has started leaving.
+bool ChatServer::handle_frames(Connection& connection) {
+  const auto self = connection.shared_from_this();
+  for (;;) {
+    {
+      const CriticalSectionLock lock(connection.lock);
+      if (connection.closing || connection.flush_then_close) return false;
+    }
+    std::span<const std::byte> frame;
+    ErrorCode error = ErrorCode::malformed_frame;
+    const FrameAssembler::Status status = connection.assembler.next(frame, error);
+    if (status == FrameAssembler::Status::need_more) return true;
+    // The room queues a LOGIN_RESPONSE itself, under its lock; deliver() only
+    // appends to this client's queue (its receive is outstanding, so it
+    // cannot be finished from inside).
+    const auto reply = [this, &connection](const SharedBuffer& response) { deliver(connection, response); };
+    const auto effects = status == FrameAssembler::Status::frame ? room_.on_frame(self, frame, reply)
+                                                                 : room_.on_bad_stream(self, error);
+    apply(connection, effects);
+    if (effects.close_sender) {
+      const CriticalSectionLock lock(connection.lock);
+      start_leaving_locked(connection, effects.log, nullptr);
+      return false;
+    }
+  }
+}
+
+// Delivers the room's frames, in order, without holding any room lock: each
+// delivery carries its own snapshot of the recipients.
+void ChatServer::apply(Connection& sender, const ChatRoom<std::shared_ptr<Connection>>::Effects& effects) {
+  if (!effects.log.empty() && !effects.close_sender) log_line("client " + sender.name + ": " + effects.log);
+  for (const auto& delivery : effects.deliveries) {
+    for (const auto& recipient : *delivery.to) {
+      if (delivery.except && *delivery.except == recipient) continue;
+      deliver(*recipient, delivery.frame);
+    }
+  }
+}
+
+// Queues a frame for one client; starts a send if none is in flight. Never
+// waits: a client whose queue would pass the bound is told SLOW_CONSUMER and
+// let go instead.
+void ChatServer::deliver(Connection& connection, const SharedBuffer& frame) {
+  bool done = false;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    if (connection.closing || connection.flush_then_close)
+      return;  // nothing new for a client that is leaving
+    if (connection.queued_bytes + frame->size() > config_.max_queue_bytes) {
+      // What is not in flight yet is dropped; the warning goes out next.
+      for (const SharedBuffer& queued : connection.queued) connection.queued_bytes -= queued->size();
+      connection.queued.clear();
+      start_leaving_locked(
+          connection,
+          "slow consumer: more than " + std::to_string(config_.max_queue_bytes) + " bytes waiting",
+          encode_shared(ErrorPacket{ErrorCode::slow_consumer}));
+      done = completed_locked(connection);
+    } else {
+      connection.queued.push_back(frame);
+      connection.queued_bytes += frame->size();
+      if (!connection.sending) start_send_locked(connection);
+    }
+  }
+  if (done) finish(connection);
+}
+
+// Moves everything queued into the send operation: one gathered WSASend.
+void ChatServer::start_send_locked(Connection& connection) {
+  connection.send.clear();
+  for (SharedBuffer& frame : connection.queued) connection.send.add(std::move(frame));
+  connection.queued.clear();
+  connection.sending = true;
+  ++connection.outstanding;
+  port_object_->start_send(connection.socket, connection.send);
+}
+
+// The send finished (the layer completes short writes itself); start the
+// next one if more piled up meanwhile.
+void ChatServer::on_send(Connection& connection, const Completion& completion) {
+  bool done = false;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    --connection.outstanding;
+    connection.sending = false;
+    connection.queued_bytes -= std::min(connection.queued_bytes, connection.send.size());
+    connection.send.clear();
+    if (!connection.closing) {
+      if (completion.error) {
+        begin_close_locked(connection, "send failed: " + completion.error.message());
+      } else if (!connection.queued.empty()) {
+        start_send_locked(connection);
+      } else if (connection.flush_then_close) {
+        finish_leaving_locked(connection);  // its last frames are out
+      }
+    }
+    done = completed_locked(connection);
+  }
+  if (done) finish(connection);
+}
+
+// Leaving: the graceful way out, for a client that is told why (ERROR) or
+// that closed its side. Nothing new is queued; `last_words`, if any, goes out
+// after what is already queued; then finish_leaving_locked. If the client
+// does not read them within leave_time, the sweep closes it anyway.
+void ChatServer::start_leaving_locked(Connection& connection, std::string reason, SharedBuffer last_words) {
+  if (connection.closing || connection.flush_then_close) return;
+  connection.flush_then_close = true;
+  connection.close_reason = std::move(reason);
+  connection.leave_by = std::chrono::steady_clock::now() + config_.leave_time;
+  if (last_words) {
+    connection.queued_bytes += last_words->size();
+    connection.queued.push_back(std::move(last_words));
+  }
+  if (connection.sending) return;  // on_send continues
+  if (!connection.queued.empty()) {
+    start_send_locked(connection);
+  } else {
+    finish_leaving_locked(connection);
+  }
+}
+
+// The leaving client's queue is flushed. If it already closed its side, close
+// now; otherwise send our FIN (shutdown SD_SEND) and keep reading — and
+// dropping — until its FIN, so that closing with unread bytes does not turn
+// into a reset that could destroy the frames we just sent.
+void ChatServer::finish_leaving_locked(Connection& connection) {
+  if (connection.peer_done) {
+    begin_close_locked(connection, connection.close_reason);
+  } else {
+    shutdown_send(connection.socket);
+  }
+}
+
+// Closes leaving clients that did not finish within leave_time. One worker
+// at a time, at most every kSweepInterval.
+void ChatServer::sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  auto due = next_sweep_.load();
+  if (now.time_since_epoch().count() < due) return;
+  if (!next_sweep_.compare_exchange_strong(due, (now + kSweepInterval).time_since_epoch().count())) return;
+
+  std::vector<std::shared_ptr<Connection>> everyone;
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    everyone.assign(clients_.begin(), clients_.end());
+  }
+  for (const auto& connection : everyone) {
+    bool done = false;
+    {
+      const CriticalSectionLock lock(connection->lock);
+      if (connection->flush_then_close && !connection->closing && now > connection->leave_by) {
+        begin_close_locked(*connection, connection->close_reason + " (did not leave in time)");
+        done = completed_locked(*connection);
+      }
+    }
+    if (done) finish(*connection);
+  }
+}
+
+// The one place that decides a connection is closing: set the flag, drop
+// what was queued, and cancel the outstanding operations (CancelIoEx). Their
+// completions arrive as usual; the flag, not their error codes, tells the
+// handlers what is going on.
+void ChatServer::begin_close_locked(Connection& connection, std::string reason) {
+  if (connection.closing) return;
+  connection.closing = true;
+  connection.close_reason = std::move(reason);
+  connection.queued.clear();
+  port_object_->cancel(connection.socket);
+}
+
+// True exactly once: when the connection is closing and its last operation
+// has completed. Only then may it be freed.
+bool ChatServer::completed_locked(Connection& connection) {
+  if (!connection.closing || connection.outstanding != 0 || connection.finished) return false;
+  connection.finished = true;
+  return true;
+}
+
+// Leaves the room and the list, closes the socket, logs. Called once per
+// connection, with no operation of it outstanding.
+void ChatServer::finish(Connection& connection) {
+  std::shared_ptr<Connection> keep;  // the list's reference, released at the end of this function
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    keep = *connection.place;
+    clients_.erase(connection.place);
+  }
+  const auto left = room_.on_leave(keep);  // USER_LEFT to the others, if it was logged in
+  apply(connection, left);
+  std::string reason;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    reason = connection.close_reason;
+  }
+  port_object_->close(connection.socket);
+  const std::int64_t count = connection.admitted ? client_count_.decrement() : client_count_.value();
+  if (connection.admitted) {
+    log_line("client " + connection.name + " disconnected: " + reason + " (" + clients_text(count) + ")");
+  }
+  connections_.decrement();
+  notify_drained();
+}
+
+void ChatServer::notify_drained() {
+  { const std::lock_guard lock(drained_mutex_); }
+  drained_.notify_all();
+}
+
+void ChatServer::stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+
+  // 1. Stop accepting: no accept is re-posted, the pending ones are cancelled.
+  {
+    const CriticalSectionLock lock(accepting_lock_);
+    accepting_ = false;
+    port_object_->cancel(listener_);
+  }
+  // 2. Close every client.
+  std::vector<std::shared_ptr<Connection>> everyone;
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    stopping_ = true;
+    everyone.assign(clients_.begin(), clients_.end());
+  }
+  for (const auto& connection : everyone) {
+    bool done = false;
+    {
+      const CriticalSectionLock lock(connection->lock);
+      begin_close_locked(*connection, "server shutting down");
+      done = completed_locked(*connection);
+    }
+    if (done) finish(*connection);
+  }
+  everyone.clear();
+  // 3. Drain: the workers handle the cancelled operations' completions until
+  //    no connection and no accept is left.
+  {
+    std::unique_lock lock(drained_mutex_);
+    drained_.wait(lock, [this] { return connections_.value() == 0 && accepts_alive_.value() == 0; });
+  }
+  // 4. One quit completion per worker, then join them.
+  for (std::size_t i = 0; i < workers_.size(); ++i) port_object_->post(0);
+  for (auto& worker : workers_) worker.join();
+  workers_.clear();
+  port_object_->close(listener_);
+  log_line("server stopped");
+}
+
+}  // namespace iocp_chat::v2

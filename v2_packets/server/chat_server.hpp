@@ -1,0 +1,168 @@
+// chat_server.hpp — ver.2's chat server: ver.1's server core plus packets and
+// sessions. Each client's bytes go through a FrameAssembler; each frame goes
+// to the ChatRoom (the session rules); the frames the room answers with are
+// queued exactly as ver.1 queued raw chunks.
+//
+// What ver.2 adds to ver.1 (compare the two files; the diff is the lesson):
+//   * a FrameAssembler per connection, so TCP can no longer merge or split
+//     messages;
+//   * a ChatRoom: logins, unique ids, USER_JOINED / USER_LEFT, CHAT_BROADCAST
+//     to logged-in clients only, ERROR then close on bad input;
+//   * SLOW_CONSUMER and SERVER_FULL are told to the client (best effort)
+//     before it is closed.
+//
+// IOCP ideas shown (as in ver.1), in the order a completion meets them:
+//   * a listening socket with several accepts pre-posted (AcceptEx), so a
+//     burst of clients never finds nobody accepting;
+//   * worker threads — 2 × hardware threads by default, as in the original —
+//     each looping on the port's wait (GetQueuedCompletionStatus) and
+//     dispatching to the accept / receive / send handlers;
+//   * the completion key is the connection's address (a ULONG_PTR, not the
+//     original's 32-bit DWORD), and the operation inside the completion tells
+//     which of the connection's operations finished;
+//   * the client list, as in the original, is an STL list under a
+//     CriticalSection, and the client count an InterlockedCounter — but a
+//     broadcast only copies the list under the lock and never sends while
+//     holding it;
+//   * each client has a bounded outbound queue and at most one send in
+//     flight; what piles up meanwhile leaves gathered in the next send, and a
+//     client whose queue overflows (a slow consumer) is disconnected alone;
+//   * a connection is freed only after its last pending operation completed,
+//     and "closing" is a flag set by the server, never guessed from an error.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chat_room.hpp"
+#include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/socket.hpp"
+#include "iocp_chat/sync.hpp"
+#include "packets.hpp"
+
+namespace iocp_chat::v2 {
+
+/// Everything the command line can change.
+struct ServerConfig {
+  std::string bind_address = "127.0.0.1";  ///< Loopback only unless asked (like Redis's protected mode).
+  std::uint16_t port = 42006;              ///< The original program's port; 0 picks a free one.
+  Backend backend = Backend::automatic;    ///< --backend.
+  unsigned threads = 0;                    ///< Worker threads; 0 = 2 × hardware threads.
+  std::size_t max_clients = 10000;         ///< Past this, a new connection is closed at once.
+  std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (PROTOCOL.md: at most 8 MiB).
+  unsigned pre_posted_accepts = 16;        ///< Accepts kept waiting on the listener.
+  std::chrono::milliseconds leave_time{
+      2000};  ///< How long a leaving client may take to read its last frames.
+};
+
+/// One connected client: its socket, its two operations, its outbound queue.
+struct Connection : std::enable_shared_from_this<Connection> {
+  /// Takes the accepted socket.
+  explicit Connection(Socket accepted) : socket(std::move(accepted)) {}
+
+  Socket socket;             ///< The client's socket; closed only after the last completion.
+  std::string name;          ///< "127.0.0.1:50000", for log lines.
+  ReceiveOperation receive;  ///< The one receive kept outstanding (WSARecv's OVERLAPPED + buffer).
+  SendOperation send;        ///< The send in flight (WSASend's OVERLAPPED + gathered buffers).
+  FrameAssembler assembler;  ///< Turns the byte stream into frames; used only by the receive's handler.
+  bool admitted = false;     ///< Counted as a client (false for one refused with SERVER_FULL).
+
+  CriticalSection lock;  ///< Guards everything below; held only to decide, never to wait.
+  std::vector<SharedBuffer> queued GUARDED_BY(lock);  ///< Waiting for the next send.
+  std::size_t queued_bytes GUARDED_BY(lock) = 0;      ///< Bytes queued or in flight: the bound's measure.
+  int outstanding GUARDED_BY(lock) = 0;               ///< Operations started and not yet completed.
+  bool sending GUARDED_BY(lock) = false;              ///< A send is in flight (at most one).
+  bool flush_then_close GUARDED_BY(lock) = false;     ///< Leaving: queue nothing new, flush, close.
+  bool peer_done GUARDED_BY(lock) = false;            ///< The client's stream ended (0-byte receive).
+  std::chrono::steady_clock::time_point leave_by GUARDED_BY(lock);  ///< A leaving client is closed by then.
+  bool closing GUARDED_BY(lock) = false;      ///< The server decided to close: start nothing new.
+  bool finished GUARDED_BY(lock) = false;     ///< Freed from the list (exactly once).
+  std::string close_reason GUARDED_BY(lock);  ///< Why, for the disconnect log line.
+  std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
+};
+
+/// The ver.2 server. start() returns once it is listening; stop() (or the
+/// destructor) shuts it down in order and returns when everything is freed.
+class ChatServer {
+ public:
+  /// Prepares; no socket is opened until start().
+  explicit ChatServer(ServerConfig config);
+  /// Calls stop().
+  ~ChatServer();
+  ChatServer(const ChatServer&) = delete;
+  ChatServer& operator=(const ChatServer&) = delete;
+
+  /// Opens the port and the listener, pre-posts the accepts, starts the
+  /// workers. Throws std::system_error (with the OS's message) on failure.
+  void start();
+
+  /// Shutdown in a fixed order: stop accepting, close every client, drain the
+  /// port until no operation is outstanding, one quit completion per worker,
+  /// join them. Idempotent.
+  void stop();
+
+  /// The port actually listened on (useful with port 0).
+  std::uint16_t port() const noexcept { return port_; }
+  /// The backend in use.
+  Backend backend() const noexcept { return port_object_ ? port_object_->backend() : Backend::automatic; }
+  /// Clients connected right now.
+  std::int64_t client_count() const noexcept { return client_count_.value(); }
+
+ private:
+  void run_worker();
+  void dispatch(const Completion& completion);
+  void on_accept(AcceptOperation& accept, const Completion& completion);
+  void on_receive(Connection& connection, const Completion& completion);
+  bool handle_frames(Connection& connection);
+  void apply(Connection& sender, const ChatRoom<std::shared_ptr<Connection>>::Effects& effects);
+  void on_send(Connection& connection, const Completion& completion);
+  void deliver(Connection& connection, const SharedBuffer& frame);
+  void start_send_locked(Connection& connection) REQUIRES(connection.lock);
+  void begin_close_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
+  bool completed_locked(Connection& connection) REQUIRES(connection.lock);
+  void start_leaving_locked(Connection& connection, std::string reason, SharedBuffer last_words)
+      REQUIRES(connection.lock);
+  void finish_leaving_locked(Connection& connection) REQUIRES(connection.lock);
+  void sweep();
+  void finish(Connection& connection);
+  bool repost_accept(AcceptOperation& accept);
+  void admit(Socket socket);
+  void notify_drained();
+
+  ServerConfig config_;                                    ///< As given.
+  std::unique_ptr<CompletionPort> port_object_;            ///< The completion port.
+  Socket listener_;                                        ///< The listening socket.
+  std::uint16_t port_ = 0;                                 ///< Its port.
+  std::vector<std::unique_ptr<AcceptOperation>> accepts_;  ///< The pre-posted accepts.
+  std::vector<std::thread> workers_;                       ///< Threads looping on the port.
+
+  CriticalSection accepting_lock_;  ///< Orders re-posting an accept against stop()'s cancel.
+  bool accepting_ GUARDED_BY(accepting_lock_) = false;  ///< Accepts may be (re-)posted.
+
+  CriticalSection clients_lock_;  ///< Guards the client list (the original's critical section).
+  std::list<std::shared_ptr<Connection>> clients_ GUARDED_BY(clients_lock_);  ///< Every live connection.
+  ChatRoom<std::shared_ptr<Connection>> room_;       ///< Sessions: logins, ids, who hears what.
+  bool stopping_ GUARDED_BY(clients_lock_) = false;  ///< stop() has begun: accept no one.
+  InterlockedCounter client_count_;   ///< Connected clients (the original's interlocked counter).
+  InterlockedCounter connections_;    ///< Every connection still alive, refused ones included.
+  InterlockedCounter accepts_alive_;  ///< Accept operations still outstanding.
+
+  std::atomic<std::chrono::steady_clock::rep> next_sweep_{
+      0};  ///< When a worker next looks for overdue leavers.
+
+  std::mutex drained_mutex_;         ///< With drained_, lets stop() wait for the last completion.
+  std::condition_variable drained_;  ///< Signalled when a connection or an accept ends.
+  bool started_ = false;             ///< start() succeeded (main thread only).
+  bool stopped_ = false;             ///< stop() finished (main thread only).
+};
+
+}  // namespace iocp_chat::v2

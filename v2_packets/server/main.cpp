@@ -1,0 +1,74 @@
+// main.cpp — v2_server: the ver.2 chat server (login ids, message packets).
+//
+// IOCP idea (as in ver.1): the main thread only sets up and tears down. It starts the
+// server (port, listener, pre-posted accepts, worker threads), then waits for
+// Ctrl+C / SIGTERM and runs the ordered shutdown; all I/O happens on the
+// worker threads.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "chat_server.hpp"
+#include "iocp_chat/command_line.hpp"
+#include "iocp_chat/log.hpp"
+#include "iocp_chat/shutdown_signal.hpp"
+
+int main(int argc, char** argv) {
+  using namespace iocp_chat;
+  v2::ServerConfig config;
+  std::uint64_t port = config.port;
+  std::uint64_t threads = config.threads;
+  std::uint64_t max_clients = config.max_clients;
+  std::uint64_t max_queue_bytes = config.max_queue_bytes;
+
+  CommandLine options("v2_server",
+                      "ver.2 chat server: clients log in with an id and exchange message packets",
+                      "Example: v2_server --port 42006\n"
+                      "Then connect clients with: v2_client --port 42006 --id alice\n"
+                      "Stop with Ctrl+C (or SIGTERM): clients are closed, workers joined, exit 0.");
+  options.number("--port", "TCP port to listen on (default 42006; 0 = any free port)", port, 0, 65535);
+  options.text("--bind", "ADDRESS",
+               "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens the server "
+               "to the network, as the original did — do that only on a network you trust)",
+               config.bind_address);
+  options.custom("--backend", "NAME", "auto (default), iocp (Windows), uring or epoll (Linux)",
+                 [&config](std::string_view name) {
+                   const auto backend = parse_backend(name);
+                   if (!backend) return "expects auto, iocp, uring or epoll, got '" + std::string(name) + "'";
+                   config.backend = *backend;
+                   return std::string();
+                 });
+  options.number("--threads", "worker threads (default 0 = 2 x hardware threads)", threads, 0, 1024);
+  options.number("--max-clients", "clients at once; the next one gets ERROR SERVER_FULL (default 10000)",
+                 max_clients, 1, 1000000);
+  options.number(
+      "--max-queue-bytes",
+      "bytes waiting for one client before it gets ERROR SLOW_CONSUMER and is dropped (default 8 MiB)",
+      max_queue_bytes, 1024, std::uint64_t{1} << 32);
+  switch (options.parse(argc, argv)) {
+    case ParseOutcome::help:
+      return 0;
+    case ParseOutcome::error:
+      return 2;
+    case ParseOutcome::run:
+      break;
+  }
+  config.port = static_cast<std::uint16_t>(port);
+  config.threads = static_cast<unsigned>(threads);
+  config.max_clients = static_cast<std::size_t>(max_clients);
+  config.max_queue_bytes = static_cast<std::size_t>(max_queue_bytes);
+
+  prepare_shutdown_signal();  // before any thread starts, so every thread inherits it
+  try {
+    NetworkSession network;
+    v2::ChatServer server(config);
+    server.start();
+    wait_for_shutdown_signal();
+    log_line("shutting down");
+    server.stop();
+    return 0;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "v2_server: %s\n", error.what());
+    return 1;
+  }
+}
