@@ -46,6 +46,7 @@ std::string line_problem(std::string_view line) {
   return {};
 }
 
+// [split-message]
 std::vector<std::string> split_message(std::string_view line) {
   std::vector<std::string> messages;
   while (!line.empty()) {
@@ -59,6 +60,7 @@ std::vector<std::string> split_message(std::string_view line) {
   }
   return messages;
 }
+// [split-message]
 
 std::string printable(std::string_view text) {
   std::string result;

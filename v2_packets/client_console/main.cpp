@@ -211,6 +211,7 @@ void end_connection(ChatState& state, std::error_code error, std::string broken_
   state.changed.notify_all();
 }
 
+// [receive-loop]
 /// The receiver thread: reassembles frames from whatever each receive
 /// brings and takes them one by one, until the connection ends, the server
 /// sends something that is not ver.2, or the main thread asks it to stop.
@@ -261,6 +262,7 @@ void receive_loop(const Socket& socket, ChatState& state, const std::stop_token&
     }
   }
 }
+// [receive-loop]
 
 /// The keyboard thread: hands each typed line to the main thread. It shares
 /// ownership of the state because it is detached: a thread blocked reading
@@ -409,6 +411,7 @@ class ChatSession {
     return leave();
   }
 
+  // [send-line]
   /// Sends one line as CHAT_REQUESTs, or refuses it with a message; an empty
   /// line is not sent. False if the connection failed.
   bool send_line(const std::string& line) {
@@ -423,6 +426,7 @@ class ChatSession {
     for (std::string& message : split_message(line)) v2::encode(v2::ChatRequest{std::move(message)}, frames);
     return send_frames(frames);
   }
+  // [send-line]
 
   /// Sends whole frames; false (and send_error_ set) if the connection failed.
   bool send_frames(const std::vector<std::byte>& frames) {

@@ -101,6 +101,7 @@ void ChatDialog::on_init_dialog() {
   connection_.set_listener(this);
 }
 
+// [send-button]
 void ChatDialog::on_send_button() {
   if (connection_.state() != v1::AsyncClientSocket::State::kConnected) {
     show_status(L"not connected: close this window and log in again");
@@ -132,6 +133,7 @@ void ChatDialog::on_send_button() {
   // Not shown here: the server broadcasts every message to its sender too,
   // and that CHAT_BROADCAST is what appears in the list.
 }
+// [send-button]
 
 void ChatDialog::on_connected() {}  // connected before this dialog opened
 

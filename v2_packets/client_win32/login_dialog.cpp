@@ -167,6 +167,7 @@ void LoginDialog::on_packet(const Packet& packet) {
       packet);
 }
 
+// [login-response]
 void LoginDialog::on_login_response(const LoginResponse& response) {
   waiting_ = false;
   // The words for each status are the console client's (chat_text.hpp).
@@ -191,6 +192,7 @@ void LoginDialog::on_login_response(const LoginResponse& response) {
   // Unexpected: start over on a new connection.
   connection_.close(verdict);
 }
+// [login-response]
 
 void LoginDialog::on_disconnected(std::wstring_view reason) {
   // The next Login connects again (server and port can be changed now).

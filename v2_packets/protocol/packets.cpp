@@ -23,13 +23,16 @@ constexpr std::underlying_type_t<Enum> wire_value(Enum value) noexcept {
   return static_cast<std::underlying_type_t<Enum>>(value);
 }
 
+// [read-u16]
 /// Reads a two-byte big-endian integer at `offset` (the caller checked the size).
 std::uint16_t read_u16(std::span<const std::byte> bytes, std::size_t offset) noexcept {
   const auto high = std::to_integer<unsigned>(bytes[offset]);
   const auto low = std::to_integer<unsigned>(bytes[offset + 1]);
   return static_cast<std::uint16_t>((high << 8) | low);
 }
+// [read-u16]
 
+// [header-error]
 /// Why a frame header is bad, or std::nullopt if the frame may follow. The
 /// one check shared by decode() and FrameAssembler, in the spec's order:
 /// length < 4, then an unknown type, then a length that is not the type's size.
@@ -40,6 +43,7 @@ std::optional<ErrorCode> header_error(std::uint16_t length, std::uint16_t type) 
   if (length != *expected) return ErrorCode::malformed_frame;
   return std::nullopt;
 }
+// [header-error]
 
 /// Writes one frame's fields, in order, at the end of a buffer.
 class FieldWriter {
@@ -47,11 +51,13 @@ class FieldWriter {
   /// Appends to `out`.
   explicit FieldWriter(std::vector<std::byte>& out) : out_(out) {}
 
+  // [write-u16]
   /// Two bytes, most significant first (network byte order).
   void u16(std::uint16_t value) {
     out_.push_back(static_cast<std::byte>(value >> 8));
     out_.push_back(static_cast<std::byte>(value & 0xFFu));
   }
+  // [write-u16]
 
   /// `text` and then NULs up to `size` bytes; throws if `text` does not fit.
   void text(std::string_view text, std::size_t size, const char* field) {
@@ -81,6 +87,7 @@ class FieldReader {
     return value;
   }
 
+  // [read-text]
   /// A NUL-padded text field of `size` bytes: everything before the trailing
   /// NULs. A NUL followed by other bytes stays in, so the text rules reject
   /// it; an all-NUL field is the empty string.
@@ -94,6 +101,7 @@ class FieldReader {
     for (const std::byte b : field) text.push_back(static_cast<char>(b));
     return text;
   }
+  // [read-text]
 
  private:
   std::span<const std::byte> rest_;  ///< The fields not yet read.
@@ -125,6 +133,7 @@ std::optional<ErrorCode> to_error_code(std::uint16_t value) noexcept {
   return std::nullopt;
 }
 
+// [body-writer]
 /// The body of each packet, written in the order of the spec's table.
 class BodyWriter {
  public:
@@ -155,6 +164,7 @@ class BodyWriter {
  private:
   FieldWriter& fields_;  ///< Where the fields go.
 };
+// [body-writer]
 
 /// The packet type of each alternative of Packet.
 struct TypeOf {
@@ -270,6 +280,7 @@ std::string_view to_string(ErrorCode code) noexcept {
 
 PacketType type_of(const Packet& packet) noexcept { return std::visit(TypeOf{}, packet); }
 
+// [utf8]
 // UTF-8, one character at a time: the lead byte says how many bytes the
 // character has and gives its first bits; each continuation byte (10xxxxxx)
 // adds six more. Then the three ways a well-shaped sequence can still be wrong:
@@ -297,7 +308,9 @@ bool is_valid_utf8(std::string_view text) noexcept {
   }
   return true;
 }
+// [utf8]
 
+// [text-rules]
 bool is_valid_user_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > kUserIdSize) return false;
   for (const char c : id) {
@@ -313,7 +326,9 @@ bool is_valid_message(std::string_view message) noexcept {
   if (message.find('\0') != std::string_view::npos) return false;
   return is_valid_utf8(message);
 }
+// [text-rules]
 
+// [encode]
 void encode(const Packet& packet, std::vector<std::byte>& out) {
   const PacketType type = type_of(packet);
   const std::size_t size = *frame_size(wire_value(type));
@@ -328,6 +343,7 @@ void encode(const Packet& packet, std::vector<std::byte>& out) {
     throw;
   }
 }
+// [encode]
 
 std::vector<std::byte> encode(const Packet& packet) {
   std::vector<std::byte> out;
@@ -335,6 +351,7 @@ std::vector<std::byte> encode(const Packet& packet) {
   return out;
 }
 
+// [decode]
 Decoded decode(std::span<const std::byte> frame) {
   // The header, and nothing else, until the length is known to be right.
   if (frame.size() < kHeaderSize) return rejected(ErrorCode::malformed_frame);
@@ -370,7 +387,9 @@ Decoded decode(std::span<const std::byte> frame) {
   }
   return rejected(ErrorCode::unknown_type);  // not reached: header_error() knows every type
 }
+// [decode]
 
+// [assembler]
 void FrameAssembler::feed(std::span<const std::byte> bytes) {
   if (failed_) return;  // the stream is unusable; keep nothing more of it
 
@@ -407,5 +426,6 @@ FrameAssembler::Status FrameAssembler::next(std::span<const std::byte>& frame, E
   start_ += length;
   return Status::frame;
 }
+// [assembler]
 
 }  // namespace iocp_chat::v2

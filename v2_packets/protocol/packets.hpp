@@ -26,6 +26,7 @@
 
 namespace iocp_chat::v2 {
 
+// [sizes]
 /// Bytes of the length and type fields.
 inline constexpr std::size_t kHeaderSize = 4;
 /// Bytes of a user id field (the original's 128 bits).
@@ -34,7 +35,9 @@ inline constexpr std::size_t kUserIdSize = 16;
 inline constexpr std::size_t kMessageSize = 32;
 /// The largest frame of any type (CHAT_BROADCAST).
 inline constexpr std::size_t kMaxFrameSize = kHeaderSize + kUserIdSize + kMessageSize;
+// [sizes]
 
+// [packet-types]
 /// The packet types (the frame's type field).
 enum class PacketType : std::uint16_t {
   login_request = 0x0001,   ///< C→S: user_id[16]; 20 bytes.
@@ -45,6 +48,7 @@ enum class PacketType : std::uint16_t {
   user_left = 0x0006,       ///< S→C: user_id[16]; 20 bytes.
   error = 0x0007,           ///< S→C: code u16; 6 bytes.
 };
+// [packet-types]
 
 /// LOGIN_RESPONSE's status.
 enum class LoginStatus : std::uint16_t {
@@ -77,38 +81,47 @@ std::string_view to_string(ErrorCode code) noexcept;
 /// C→S: log in as user_id.
 struct LoginRequest {
   std::string user_id;  ///< As received: the field up to its trailing NULs (not yet validated).
+  /// Equal when every field is (the tests compare decoded packets).
   friend bool operator==(const LoginRequest&, const LoginRequest&) = default;
 };
 /// S→C: the answer to a LoginRequest.
 struct LoginResponse {
   LoginStatus status = LoginStatus::ok;  ///< The verdict.
   std::string user_id;                   ///< The id asked for (empty if it could not be read).
+  /// Equal when every field is (the tests compare decoded packets).
   friend bool operator==(const LoginResponse&, const LoginResponse&) = default;
 };
 /// C→S: one chat message.
 struct ChatRequest {
   std::string message;  ///< As received: the field up to its trailing NULs (not yet validated).
+  /// Equal when every field is (the tests compare decoded packets).
   friend bool operator==(const ChatRequest&, const ChatRequest&) = default;
 };
+// [chat-broadcast]
 /// S→C: a message from user_id, sent to every logged-in client.
 struct ChatBroadcast {
   std::string user_id;  ///< The sender.
   std::string message;  ///< What it said.
+  /// Equal when every field is (the tests compare decoded packets).
   friend bool operator==(const ChatBroadcast&, const ChatBroadcast&) = default;
 };
+// [chat-broadcast]
 /// S→C: user_id logged in.
 struct UserJoined {
   std::string user_id;  ///< Who.
+  /// Equal when every field is (the tests compare decoded packets).
   friend bool operator==(const UserJoined&, const UserJoined&) = default;
 };
 /// S→C: user_id left (disconnected or dropped).
 struct UserLeft {
   std::string user_id;  ///< Who.
+  /// Equal when every field is (the tests compare decoded packets).
   friend bool operator==(const UserLeft&, const UserLeft&) = default;
 };
 /// S→C: the client broke a rule; the server closes the connection next.
 struct ErrorPacket {
   ErrorCode code = ErrorCode::malformed_frame;  ///< Which rule.
+  /// Equal when every field is (the tests compare decoded packets).
   friend bool operator==(const ErrorPacket&, const ErrorPacket&) = default;
 };
 
@@ -152,6 +165,7 @@ struct Decoded {
 /// bad CHAT_REQUEST with ERROR INVALID_TEXT, so the caller decides.
 Decoded decode(std::span<const std::byte> frame);
 
+// [frame-assembler]
 /// Reassembles frames from a byte stream; does no I/O. Feed it whatever
 /// arrived — a piece of a frame, several frames — and take frames out until
 /// it has no more. It checks each header as soon as the 4 header bytes are
@@ -181,5 +195,6 @@ class FrameAssembler {
   bool failed_ = false;            ///< A bad header was seen: every later next() is an error.
   ErrorCode failure_ = ErrorCode::malformed_frame;  ///< Which.
 };
+// [frame-assembler]
 
 }  // namespace iocp_chat::v2

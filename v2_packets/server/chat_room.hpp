@@ -46,6 +46,7 @@ inline SharedBuffer encode_shared(const Packet& packet) {
 template <typename Client>
 class ChatRoom {
  public:
+  // [effects]
   /// The logged-in clients at one moment; shared, never changed once made.
   using Members = std::shared_ptr<const std::vector<Client>>;
 
@@ -62,6 +63,7 @@ class ChatRoom {
     bool close_sender = false;         ///< After its queued frames: close the connection.
     std::string log;                   ///< A line for the server log, or empty.
   };
+  // [effects]
 
   ChatRoom() : members_(std::make_shared<const std::vector<Client>>()) {}
 
@@ -69,6 +71,7 @@ class ChatRoom {
   /// lock held, so it must only append to a queue.
   using Reply = std::function<void(const SharedBuffer&)>;
 
+  // [on-frame]
   /// A complete frame (from a FrameAssembler) that `from` sent. `reply`
   /// queues the LOGIN_RESPONSE; everything else comes back as Effects.
   Effects on_frame(const Client& from, std::span<const std::byte> frame, const Reply& reply) {
@@ -86,10 +89,12 @@ class ChatRoom {
       return on_login(from, login->user_id, reply);
     return on_chat(from, std::get<ChatRequest>(*decoded.packet).message);
   }
+  // [on-frame]
 
   /// The byte stream of `from` cannot be framed (a bad header): ERROR, then close.
   Effects on_bad_stream(const Client& from, ErrorCode code) { return refuse(from, code); }
 
+  // [on-leave]
   /// The connection of `from` ended, for whatever reason: its id is released
   /// and every other member hears USER_LEFT.
   Effects on_leave(const Client& from) {
@@ -105,6 +110,7 @@ class ChatRoom {
     effects.log = "'" + id + "' left (" + std::to_string(sessions_.size()) + " logged in)";
     return effects;
   }
+  // [on-leave]
 
   /// The id `client` is logged in under, if any.
   std::optional<std::string> id_of(const Client& client) {
@@ -121,6 +127,7 @@ class ChatRoom {
   }
 
  private:
+  // [refuse]
   /// Rule 5: ERROR with its code, then close this one connection.
   Effects refuse(const Client& from, ErrorCode code) {
     Effects effects;
@@ -129,7 +136,9 @@ class ChatRoom {
     effects.log = std::string("protocol error ") + std::string(to_string(code));
     return effects;
   }
+  // [refuse]
 
+  // [on-login]
   /// Rule 1: LOGIN_RESPONSE, and USER_JOINED to the others on success.
   Effects on_login(const Client& from, const std::string& id, const Reply& reply) {
     Effects effects;
@@ -152,7 +161,9 @@ class ChatRoom {
     effects.log = "'" + id + "' logged in (" + std::to_string(sessions_.size()) + " logged in)";
     return effects;
   }
+  // [on-login]
 
+  // [on-chat]
   /// Rule 2: CHAT_BROADCAST to every member, the sender included.
   Effects on_chat(const Client& from, const std::string& message) {
     Members recipients;
@@ -170,10 +181,12 @@ class ChatRoom {
         {encode_shared(ChatBroadcast{id, message}), std::move(recipients), std::nullopt});
     return effects;
   }
+  // [on-chat]
 
   /// A one-member group, for a reply.
   static Members only(const Client& client) { return std::make_shared<const std::vector<Client>>(1, client); }
 
+  // [snapshot]
   /// Copy-on-write: a new snapshot for every login and logout.
   void rebuild_members_locked() REQUIRES(lock_) {
     auto members = std::make_shared<std::vector<Client>>();
@@ -181,6 +194,7 @@ class ChatRoom {
     for (const auto& entry : sessions_) members->push_back(entry.first);
     members_ = std::move(members);
   }
+  // [snapshot]
 
   CriticalSection lock_;  ///< Guards the registry (the server's other critical section).
   std::map<Client, std::string> sessions_ GUARDED_BY(lock_);  ///< Logged-in client → its id.

@@ -35,6 +35,7 @@ ChatServer::ChatServer(ServerConfig config) : config_(std::move(config)) {}
 
 ChatServer::~ChatServer() { stop(); }
 
+// [start]
 void ChatServer::start() {
   std::string backend_note;
   port_object_ = open_completion_port(config_.backend, &backend_note);
@@ -61,7 +62,9 @@ void ChatServer::start() {
   log_line("listening on " + config_.bind_address + ":" + std::to_string(port_) + " with " +
            std::to_string(threads) + " worker threads");
 }
+// [start]
 
+// [worker-loop]
 // The worker loop: wait for the next completion, hand it to its handler,
 // repeat — until a posted (quit) completion arrives. The wait has a timeout
 // so that some worker regularly looks for leaving clients that are overdue.
@@ -74,7 +77,9 @@ void ChatServer::run_worker() {
     dispatch(*completion);
   }
 }
+// [worker-loop]
 
+// [dispatch]
 void ChatServer::dispatch(const Completion& completion) {
   switch (completion.kind()) {
     case OperationKind::accept:
@@ -91,6 +96,7 @@ void ChatServer::dispatch(const Completion& completion) {
       break;
   }
 }
+// [dispatch]
 
 // Re-posts an accept unless stop() has begun; under accepting_lock_ so that
 // stop()'s cancel of the listener cannot slip between the check and the post.
@@ -107,6 +113,7 @@ bool ChatServer::repost_accept(AcceptOperation& accept) {
   return false;
 }
 
+// [on-accept]
 void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion) {
   Socket socket = accept.take_socket();
   if (completion.error) {
@@ -126,7 +133,9 @@ void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion
   repost_accept(accept);
   admit(std::move(socket));
 }
+// [on-accept]
 
+// [admit]
 // A new client joins the list and gets its first receive. Past
 // --max-clients it is told SERVER_FULL and let go.
 void ChatServer::admit(Socket socket) {
@@ -173,7 +182,9 @@ void ChatServer::admit(Socket socket) {
   }
   if (done) finish(*connection);
 }
+// [admit]
 
+// [on-receive]
 // Bytes arrived from one client: frame them, let the room answer, receive again.
 void ChatServer::on_receive(Connection& connection, const Completion& completion) {
   bool frames = false;
@@ -227,7 +238,9 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
   }
   if (done) finish(connection);
 }
+// [on-receive]
 
+// [handle-frames]
 // Every complete frame goes to the room; its answer is applied at once.
 // Returns false once the connection has started leaving.
 bool ChatServer::handle_frames(Connection& connection) {
@@ -255,7 +268,9 @@ bool ChatServer::handle_frames(Connection& connection) {
     }
   }
 }
+// [handle-frames]
 
+// [apply]
 // Delivers the room's frames, in order, without holding any room lock: each
 // delivery carries its own snapshot of the recipients.
 void ChatServer::apply(Connection& sender, const ChatRoom<std::shared_ptr<Connection>>::Effects& effects) {
@@ -267,7 +282,9 @@ void ChatServer::apply(Connection& sender, const ChatRoom<std::shared_ptr<Connec
     }
   }
 }
+// [apply]
 
+// [deliver]
 // Queues a frame for one client; starts a send if none is in flight. Never
 // waits: a client whose queue would pass the bound is told SLOW_CONSUMER and
 // let go instead.
@@ -294,7 +311,9 @@ void ChatServer::deliver(Connection& connection, const SharedBuffer& frame) {
   }
   if (done) finish(connection);
 }
+// [deliver]
 
+// [send]
 // Moves everything queued into the send operation: one gathered WSASend.
 void ChatServer::start_send_locked(Connection& connection) {
   connection.send.clear();
@@ -304,7 +323,9 @@ void ChatServer::start_send_locked(Connection& connection) {
   ++connection.outstanding;
   port_object_->start_send(connection.socket, connection.send);
 }
+// [send]
 
+// [on-send]
 // The send finished (the layer completes short writes itself); start the
 // next one if more piled up meanwhile.
 void ChatServer::on_send(Connection& connection, const Completion& completion) {
@@ -328,7 +349,9 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
   }
   if (done) finish(connection);
 }
+// [on-send]
 
+// [leaving]
 // Leaving: the graceful way out, for a client that is told why (ERROR) or
 // that closed its side. Nothing new is queued; `last_words`, if any, goes out
 // after what is already queued; then finish_leaving_locked. If the client
@@ -361,7 +384,9 @@ void ChatServer::finish_leaving_locked(Connection& connection) {
     shutdown_send(connection.socket);
   }
 }
+// [leaving]
 
+// [sweep]
 // Closes leaving clients that did not finish within leave_time. One worker
 // at a time, at most every kSweepInterval.
 void ChatServer::sweep() {
@@ -387,7 +412,9 @@ void ChatServer::sweep() {
     if (done) finish(*connection);
   }
 }
+// [sweep]
 
+// [close]
 // The one place that decides a connection is closing: set the flag, drop
 // what was queued, and cancel the outstanding operations (CancelIoEx). Their
 // completions arrive as usual; the flag, not their error codes, tells the
@@ -399,7 +426,9 @@ void ChatServer::begin_close_locked(Connection& connection, std::string reason) 
   connection.queued.clear();
   port_object_->cancel(connection.socket);
 }
+// [close]
 
+// [completed]
 // True exactly once: when the connection is closing and its last operation
 // has completed. Only then may it be freed.
 bool ChatServer::completed_locked(Connection& connection) {
@@ -407,7 +436,9 @@ bool ChatServer::completed_locked(Connection& connection) {
   connection.finished = true;
   return true;
 }
+// [completed]
 
+// [finish]
 // Leaves the room and the list, closes the socket, logs. Called once per
 // connection, with no operation of it outstanding.
 void ChatServer::finish(Connection& connection) {
@@ -432,12 +463,14 @@ void ChatServer::finish(Connection& connection) {
   connections_.decrement();
   notify_drained();
 }
+// [finish]
 
 void ChatServer::notify_drained() {
   { const std::lock_guard lock(drained_mutex_); }
   drained_.notify_all();
 }
 
+// [stop]
 void ChatServer::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
@@ -478,5 +511,6 @@ void ChatServer::stop() {
   port_object_->close(listener_);
   log_line("server stopped");
 }
+// [stop]
 
 }  // namespace iocp_chat::v2

@@ -51,6 +51,7 @@
 
 namespace iocp_chat::v2 {
 
+// [config]
 /// Everything the command line can change.
 struct ServerConfig {
   std::string bind_address = "127.0.0.1";  ///< Loopback only unless asked (like Redis's protected mode).
@@ -63,7 +64,9 @@ struct ServerConfig {
   std::chrono::milliseconds leave_time{
       2000};  ///< How long a leaving client may take to read its last frames.
 };
+// [config]
 
+// [connection]
 /// One connected client: its socket, its two operations, its outbound queue.
 struct Connection : std::enable_shared_from_this<Connection> {
   /// Takes the accepted socket.
@@ -89,6 +92,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   std::string close_reason GUARDED_BY(lock);  ///< Why, for the disconnect log line.
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
 };
+// [connection]
 
 /// The ver.2 server. start() returns once it is listening; stop() (or the
 /// destructor) shuts it down in order and returns when everything is freed.

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   config.max_clients = static_cast<std::size_t>(max_clients);
   config.max_queue_bytes = static_cast<std::size_t>(max_queue_bytes);
 
+  // [main-run]
   prepare_shutdown_signal();  // before any thread starts, so every thread inherits it
   try {
     NetworkSession network;
@@ -71,4 +72,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "v2_server: %s\n", error.what());
     return 1;
   }
+  // [main-run]
 }
