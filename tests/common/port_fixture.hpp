@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include "iocp_chat/completion_port.hpp"
 #include "iocp_chat/socket.hpp"
@@ -28,6 +30,19 @@ namespace iocp_chat::testing_support {
 inline constexpr std::chrono::milliseconds kCompletionDeadline{20000};
 
 // [port-fixture]
+/// Polls `condition` every 2 ms until it holds or `deadline` passes; for
+/// states with no event to wait on (a server's client count, say). The
+/// deadline only stops a stuck test; it is never a speed limit.
+inline bool eventually(const std::function<bool()>& condition,
+                       std::chrono::milliseconds deadline = std::chrono::milliseconds(30000)) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 /// Opens the parameter's backend for each test.
 class PortTest : public ::testing::TestWithParam<Backend> {
  protected:

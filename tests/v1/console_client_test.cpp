@@ -28,6 +28,7 @@
 #include "iocp_chat/os_error.hpp"
 #include "iocp_chat/socket.hpp"
 #include "process.hpp"
+#include "server_process.hpp"
 
 #ifndef _WIN32
 #include <sys/socket.h>  // accept
@@ -39,6 +40,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using iocp_chat::test::ChildProcess;
+using iocp_chat::test::free_port;
+using iocp_chat::test::lines_of;
 using iocp_chat::test::ProcessResult;
 using iocp_chat::test::run_process;
 
@@ -56,28 +59,6 @@ constexpr auto kRunTimeout = 30s;
 /// sure the compiler kept the source's UTF-8 bytes as they are.
 constexpr char kKoreanGreeting[] = "안녕하세요, 여러분!";
 static_assert(sizeof kKoreanGreeting - 1 == 27, "this file must be compiled as UTF-8");
-
-/// A TCP port that is free right now: bind port 0, read the port, close.
-std::uint16_t free_port() {
-  const iocp_chat::Socket probe = iocp_chat::open_listener("127.0.0.1", 0);
-  return iocp_chat::local_port(probe);
-}
-
-/// The lines of a program's output, without their "\n".
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) {
-      lines.push_back(text.substr(start));
-      break;
-    }
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
 
 /// True if `first` appears before `second` in `lines` (both present).
 bool appears_before(const std::vector<std::string>& lines, const std::string& first,

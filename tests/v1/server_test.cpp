@@ -26,15 +26,7 @@ using Clock = std::chrono::steady_clock;
 /// Generous: a deadline to fail a stuck test, never a performance limit.
 constexpr auto kDeadline = 30s;
 
-/// Polls `condition` until it holds or the deadline passes.
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = Clock::now() + kDeadline;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
+using testing_support::eventually;
 
 /// Reads from `socket` until `wanted` bytes have arrived (or end/error/deadline).
 std::string read_bytes(const Socket& socket, std::size_t wanted) {

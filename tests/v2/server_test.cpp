@@ -26,14 +26,7 @@ using Clock = std::chrono::steady_clock;
 /// Generous: a deadline to fail a stuck test, never a performance limit.
 constexpr auto kDeadline = 30s;
 
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = Clock::now() + kDeadline;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
+using testing_support::eventually;
 
 /// A test client that speaks ver.2 frames over a real socket.
 class FrameClient {
