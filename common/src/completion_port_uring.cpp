@@ -353,6 +353,7 @@ void UringPort::submit(NativeSocket socket, Operation& operation) {
       // socket is blocking, like one from accept().
       io_uring_prep_accept(sqe, socket, nullptr, nullptr, SOCK_CLOEXEC);
       break;
+    // [uring-receive]
     case OperationKind::receive: {
       auto& receive = static_cast<ReceiveOperation&>(operation);
       // recv into the operation's buffer (an SQE's length is 32 bits wide).
@@ -360,6 +361,7 @@ void UringPort::submit(NativeSocket socket, Operation& operation) {
                          std::min<std::size_t>(receive.capacity_, UINT32_MAX), 0);
       break;
     }
+    // [uring-receive]
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(operation);
       if (send.pieces_.empty()) {
@@ -430,6 +432,7 @@ void UringPort::close(Socket& socket) {
   socket.close();
 }
 
+// [uring-post]
 // PostQueuedCompletionStatus. A CQE has no room for both a key and a byte
 // count, so they wait in posted_, and a NOP tagged kPostedTag says "one is
 // there" — its CQE also wakes a thread sleeping in the kernel.
@@ -444,6 +447,7 @@ void UringPort::post(CompletionKey key, std::size_t bytes) {
   io_uring_sqe_set_data64(sqe, kPostedTag);
   submit_queued();
 }
+// [uring-post]
 
 // GetQueuedCompletionStatusEx. One thread at a time holds reaper_lock_: it
 // takes what the CQ holds, or sleeps in the kernel until a CQE arrives or
@@ -517,9 +521,11 @@ bool UringPort::complete(const io_uring_cqe& cqe, Completion& out) {
     return true;
   }
 
+  // [uring-user-data]
   // The OVERLAPPED pointer coming back: this backend's CONTAINING_RECORD.
   Operation& operation = *static_cast<Operation*>(io_uring_cqe_get_data(&cqe));
   const int result = cqe.res;  // bytes transferred, a new socket, or -errno
+  // [uring-user-data]
 
   // Not finished yet? Then start the rest, and report nothing.
   bool unfinished = result == -ECANCELED;  // its thread exited: see the file comment
