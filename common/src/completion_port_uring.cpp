@@ -222,12 +222,9 @@ class UringPort final : public CompletionPort {
   /// (a timed lock, so a waiter with a timeout still returns on time).
   TimedLock reaper_lock_;
 
-  CriticalSection table_lock_;  ///< Guards the two tables below.
+  CriticalSection table_lock_;  ///< Guards keys_.
   /// Socket → completion key (what CreateIoCompletionPort records).
   std::unordered_map<NativeSocket, CompletionKey> keys_ GUARDED_BY(table_lock_);
-  /// Operation in flight → its socket, to start it again: the rest of a
-  /// short send, or an operation cancelled because its thread exited.
-  std::unordered_map<const Operation*, NativeSocket> in_flight_ GUARDED_BY(table_lock_);
 
   CriticalSection posted_lock_;  ///< Guards posted_.
   /// Posted completions (key, bytes), oldest first; one kPostedTag NOP each.
@@ -283,9 +280,10 @@ void UringPort::associate(const Socket& socket, CompletionKey key) {
   keys_[socket.native()] = key;
 }
 
-// The start of every operation: the key given at association goes into the
-// operation (the CQE will only give the operation back), and the operation
-// is recorded as in flight. A socket never associated, or already closed, is
+// The start of every operation: the key given at association and the socket
+// go into the operation (the CQE will only give the operation back; the
+// socket is needed to start it again: the rest of a short send, or an
+// operation cancelled because its thread exited). A socket never associated, or already closed, is
 // the caller's bug, reported at once as the epoll backend does.
 void UringPort::begin(const Socket& socket, Operation& operation) {
   const CriticalSectionLock lock(table_lock_);
@@ -295,7 +293,7 @@ void UringPort::begin(const Socket& socket, Operation& operation) {
                             "socket was not associated with the completion port");
   }
   operation.key_ = found->second;
-  in_flight_[&operation] = socket.native();
+  operation.socket_ = socket.native();
 }
 
 // AcceptEx.
@@ -534,15 +532,8 @@ bool UringPort::complete(const io_uring_cqe& cqe, Completion& out) {
     send.sent_ += static_cast<std::size_t>(result);
     unfinished = send.sent_ < send.total_;  // a short send
   }
-  NativeSocket socket = kInvalidSocket;
-  {
-    const CriticalSectionLock lock(table_lock_);
-    const auto found = in_flight_.find(&operation);
-    socket = found->second;
-    if (!unfinished) in_flight_.erase(found);
-  }
   if (unfinished) {
-    submit(socket, operation);
+    submit(operation.socket_, operation);
     return false;
   }
 

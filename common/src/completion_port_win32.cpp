@@ -121,14 +121,11 @@ class IocpPort final : public CompletionPort {
   HANDLE port_;                                    ///< The kernel's completion queue.
   std::atomic<LPFN_ACCEPTEX> accept_ex_{nullptr};  ///< Cached AcceptEx address.
 
-  /// Guards the two tables below; held only for a lookup or an update.
+  /// Guards keys_; held only for a lookup or an update.
   CriticalSection lock_;
   /// Each associated socket's key. Windows keeps the key inside the kernel
   /// and has no call to read it back, but complete_at_once must post with it.
   std::unordered_map<NativeSocket, CompletionKey> keys_ GUARDED_BY(lock_);
-  /// The socket of each send in flight, so a short send can be resubmitted
-  /// when its completion (which names only the key) is dequeued.
-  std::unordered_map<const SendOperation*, NativeSocket> sends_ GUARDED_BY(lock_);
 };
 
 // [iocp-associate]
@@ -217,10 +214,9 @@ void IocpPort::start_receive(const Socket& socket, ReceiveOperation& operation) 
 // [iocp-receive]
 
 void IocpPort::start_send(const Socket& socket, SendOperation& operation) {
-  {
-    const CriticalSectionLock lock(lock_);
-    sends_[&operation] = socket.native();
-  }
+  // Remembered in the operation: a short send is resubmitted when its
+  // completion, which names only the key, is dequeued.
+  operation.socket_ = socket.native();
   submit_send(socket.native(), operation);
 }
 
@@ -390,21 +386,12 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(*operation);
       send.sent_ += out.bytes;
-      NativeSocket socket = kInvalidSocket;
-      {
-        const CriticalSectionLock lock(lock_);
-        const auto found = sends_.find(&send);
-        if (found != sends_.end()) {
-          socket = found->second;
-          if (out.error || send.sent_ >= send.total_) sends_.erase(found);
-        }
-      }
       if (!out.error && send.sent_ < send.total_) {
         // A short send: Windows reports one only in unusual cases (it
         // normally completes a stream send whole or fails it), but the
         // contract says a send completes when every byte is written, so the
         // rest goes back to the kernel and this completion stays internal.
-        submit_send(socket, send);
+        submit_send(send.socket_, send);
         return false;
       }
       out.bytes = send.sent_;  // the whole operation: total_ on success

@@ -125,9 +125,10 @@ class Operation {
   /// CONTAINING_RECORD(address, Operation, overlapped_) finds this object.
   OVERLAPPED overlapped_{};
 #endif
-  OperationKind kind_;       ///< Fixed at construction.
-  int immediate_error_ = 0;  ///< An error found while starting, reported through the queue.
-  CompletionKey key_ = 0;    ///< The key of the socket it was started on.
+  OperationKind kind_;                    ///< Fixed at construction.
+  int immediate_error_ = 0;               ///< An error found while starting, reported through the queue.
+  CompletionKey key_ = 0;                 ///< The key of the socket it was started on.
+  NativeSocket socket_ = kInvalidSocket;  ///< That socket, to start the rest of a short send again.
 };
 // [operation]
 
