@@ -15,10 +15,22 @@
 // batches. Linux only.
 //
 // Each message is 32 ASCII hex digits: publisher (4), sequence (12), send
-// time in steady-clock nanoseconds (16). ver.2 carries it as a CHAT_REQUEST;
-// ver.1 sends the same 32 bytes raw and receivers cut the stream into 32-byte
-// records — exact only with one publisher, because ver.1 may interleave
-// another sender's run inside a record, so --protocol v1 accepts P = 1 only.
+// time in steady-clock nanoseconds (16). Four wire protocols carry it, each
+// described by one Wire (how a client joins, how a publish looks, how the
+// incoming stream is cut):
+//   * v2: a CHAT_REQUEST; clients log in first and receive CHAT_BROADCASTs;
+//   * v1: the same 32 bytes raw; receivers cut the stream into 32-byte
+//     records — exact only with one publisher, because ver.1 may interleave
+//     another sender's run inside a record, so v1 accepts P = 1 only;
+//   * redis: every client SUBSCRIBEs to "chat"; a subscribed RESP2
+//     connection cannot PUBLISH, so each publisher has an extra connection
+//     of its own that PUBLISHes and reads back the integer replies;
+//   * nats: every client sends CONNECT and SUB, then PING — the PONG
+//     confirms the subscription; clients 0..P-1 also PUB (echo on, so a
+//     publisher receives its own messages, as in ver.2).
+//
+// With --idle-memory it only connects N clients, lets each join, and prints
+// how much the server's resident memory grew per idle connection.
 //
 // Run: chat_bench --port 42006 --protocol v2 --clients 100 --duration 10
 #include <fcntl.h>
@@ -32,15 +44,19 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -53,7 +69,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Bytes of one message (the ver.2 message field, the ver.1 record).
+/// Bytes of one message (the ver.2 message field, the ver.1 record, the redis/nats payload).
 constexpr std::size_t kMessageBytes = 32;
 /// Publisher number that marks a probe message (never a real publisher).
 constexpr std::uint64_t kProbePublisher = 0xFFFF;
@@ -61,6 +77,8 @@ constexpr std::uint64_t kProbePublisher = 0xFFFF;
 constexpr std::uint64_t kMaxRememberedGap = 100000;
 /// Window used in rate mode: only a safety bound on messages in flight.
 constexpr std::uint64_t kRateModeWindow = 1 << 16;
+/// The redis channel and nats subject every client subscribes to.
+constexpr std::string_view kChannel = "chat";
 
 /// Nanoseconds on the steady clock (the timestamps carried in messages).
 std::uint64_t now_ns() {
@@ -70,19 +88,19 @@ std::uint64_t now_ns() {
 
 /// The command-line options.
 struct Options {
-  std::string host = "127.0.0.1";               ///< Server address.
-  std::uint64_t port = 42006;                   ///< Server port.
-  std::string protocol = "v2";                  ///< "v1" or "v2".
-  std::uint64_t clients = 10;                   ///< N: connected (and logged-in) clients.
-  std::uint64_t publishers = 1;                 ///< P: clients 0..P-1 also publish.
-  std::uint64_t window = 64;                    ///< Messages in flight per publisher (window mode).
-  std::uint64_t rate = 0;                       ///< Offered deliveries/s in total; 0 = window mode.
-  std::uint64_t warmup = 1;                     ///< Seconds before measuring.
-  std::uint64_t duration = 5;                   ///< Seconds measured.
-  std::uint64_t receivers = 1;                  ///< Receiver threads (1 or 2).
-  std::uint64_t server_pid = 0;                 ///< Server's process id for its CPU use; 0 = unknown.
-  std::string json;                             ///< Also write the results here as JSON.
-  bool v2() const { return protocol == "v2"; }  ///< True for ver.2 packets.
+  std::string host = "127.0.0.1";  ///< Server address.
+  std::uint64_t port = 42006;      ///< Server port.
+  std::string protocol = "v2";     ///< "v1", "v2", "redis" or "nats".
+  std::uint64_t clients = 10;      ///< N: connected (and joined) clients, all receiving.
+  std::uint64_t publishers = 1;    ///< P: publishing clients (redis: P extra connections).
+  std::uint64_t window = 64;       ///< Messages in flight per publisher (window mode).
+  std::uint64_t rate = 0;          ///< Offered deliveries/s in total; 0 = window mode.
+  std::uint64_t warmup = 1;        ///< Seconds before measuring.
+  std::uint64_t duration = 5;      ///< Seconds measured.
+  std::uint64_t receivers = 1;     ///< Receiver threads (1 or 2).
+  std::uint64_t server_pid = 0;    ///< Server's process id for its CPU use / RSS; 0 = unknown.
+  std::string json;                ///< Also write the results here as JSON.
+  bool idle_memory = false;        ///< Measure the server's RSS per idle joined client instead.
 };
 
 /// Writes the 32-byte message text for (publisher, sequence, time).
@@ -178,6 +196,323 @@ class Histogram {
   std::uint64_t max_ = 0;                                     ///< Exact maximum.
 };
 
+// ---------------------------------------------------------------------------
+// The wire protocols: what a decoder reports, and one decoder per protocol.
+
+/// What a connection's decoder reports while it cuts the incoming stream.
+class Events {
+ public:
+  /// Nothing to release; derived classes own their state.
+  virtual ~Events() = default;
+  /// A 32-byte chat message arrived (`text` points at its first byte).
+  virtual void message(const std::byte* text) = 0;
+  /// The server confirmed the join: LOGIN_RESPONSE OK, the subscribe reply, or the PONG after SUB.
+  virtual void joined() = 0;
+  /// The protocol requires sending `bytes` back at once (nats: PING → PONG).
+  virtual void reply(std::string_view bytes) = 0;
+  /// The connection is unusable (closed, garbage, a server error); the decoder stops.
+  virtual void failure(const std::string& why) = 0;
+};
+
+/// Cuts one connection's byte stream into protocol values.
+class Decoder {
+ public:
+  /// Nothing to release but what derived classes own.
+  virtual ~Decoder() = default;
+  /// Decodes the next piece of the stream (any size); false after a reported failure.
+  virtual bool feed(std::span<const std::byte> bytes, Events& events) = 0;
+};
+
+/// The text of some bytes (RESP and the nats protocol are ASCII lines).
+std::string_view as_text(std::span<const std::byte> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+/// The bytes of some text.
+std::span<const std::byte> as_bytes(std::string_view text) {
+  return std::as_bytes(std::span(text.data(), text.size()));
+}
+
+/// A whole decimal number, or false (empty, a sign, a non-digit, overflow).
+bool parse_decimal(std::string_view text, std::size_t& value) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return !text.empty() && error == std::errc{} && end == text.data() + text.size();
+}
+
+/// Cuts a stream for a parser that reads one value from the front of a contiguous buffer.
+/// Values are read in place from each received buffer; only a value cut by the end of a
+/// read is copied, and completed from the next read a few hundred bytes at a time.
+class StreamCutter {
+ public:
+  /// What a parser returns for a broken stream (it has reported the failure).
+  static constexpr std::size_t kBroken = ~std::size_t{0};
+  /// The longest value accepted (a nats INFO line is the largest expected, ~1 KiB).
+  static constexpr std::size_t kMaxValue = 64 * 1024;
+
+  /// Feeds `bytes`; `parse(text)` returns the size of the value at the front of `text`,
+  /// 0 if `text` holds only part of one, or kBroken. False once the stream is broken.
+  template <typename Parse>
+  bool feed(std::span<const std::byte> bytes, Events& events, Parse&& parse) {
+    while (!tail_.empty() && !bytes.empty()) {  // finish the value cut by the last read
+      const std::size_t kept = tail_.size();
+      const std::size_t take = std::min<std::size_t>(bytes.size(), 256);
+      tail_.insert(tail_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
+      const std::size_t used = parse(as_text(tail_));
+      if (used == kBroken) return false;
+      if (used == 0) {
+        bytes = bytes.subspan(take);
+        if (tail_.size() > kMaxValue) return events.failure("a value longer than 64 KiB"), false;
+        continue;
+      }
+      bytes = bytes.subspan(used - kept);  // the value ended inside the bytes just taken
+      tail_.clear();
+    }
+    while (!bytes.empty()) {
+      const std::size_t used = parse(as_text(bytes));
+      if (used == kBroken) return false;
+      if (used == 0) break;
+      bytes = bytes.subspan(used);
+    }
+    tail_.insert(tail_.end(), bytes.begin(), bytes.end());
+    return true;
+  }
+
+ private:
+  std::vector<std::byte> tail_;  ///< The start of a value that did not fit in the last read.
+};
+
+/// ver.1: the stream is cut into 32-byte records.
+class V1Decoder final : public Decoder {
+ public:
+  /// Cuts records; ver.1 sends nothing else.
+  bool feed(std::span<const std::byte> bytes, Events& events) override {
+    return cutter_.feed(bytes, events, [&events](std::string_view text) -> std::size_t {
+      if (text.size() < kMessageBytes) return 0;
+      events.message(reinterpret_cast<const std::byte*>(text.data()));
+      return kMessageBytes;
+    });
+  }
+
+ private:
+  StreamCutter cutter_;  ///< An incomplete record.
+};
+
+/// ver.2: frames reassembled by the real v2_protocol FrameAssembler.
+class V2Decoder final : public Decoder {
+ public:
+  /// CHAT_BROADCAST → message, LOGIN_RESPONSE OK → joined, ERROR or a refused login → failure.
+  bool feed(std::span<const std::byte> bytes, Events& events) override {
+    assembler_.feed(bytes);
+    std::span<const std::byte> frame;
+    v2::ErrorCode error{};
+    for (;;) {
+      const auto status = assembler_.next(frame, error);
+      if (status == v2::FrameAssembler::Status::need_more) return true;
+      if (status == v2::FrameAssembler::Status::error)
+        return events.failure("malformed frame from the server"), false;
+      const auto type = static_cast<v2::PacketType>((std::to_integer<unsigned>(frame[2]) << 8) |
+                                                    std::to_integer<unsigned>(frame[3]));
+      if (type == v2::PacketType::chat_broadcast) {
+        events.message(frame.data() + v2::kHeaderSize + v2::kUserIdSize);
+      } else if (type == v2::PacketType::login_response) {
+        const auto decoded = v2::decode(frame);
+        const auto* response = decoded.packet ? std::get_if<v2::LoginResponse>(&*decoded.packet) : nullptr;
+        if (response == nullptr || response->status != v2::LoginStatus::ok)
+          return events.failure("login refused"), false;
+        events.joined();
+      } else if (type == v2::PacketType::error) {
+        const auto decoded = v2::decode(frame);
+        const auto* packet = decoded.packet ? std::get_if<v2::ErrorPacket>(&*decoded.packet) : nullptr;
+        return events.failure("ERROR " + std::string(packet ? v2::to_string(packet->code) : "?") +
+                              " from the server"),
+               false;
+      }  // USER_JOINED / USER_LEFT: presence, ignored
+    }
+  }
+
+ private:
+  v2::FrameAssembler assembler_;  ///< Reassembles frames split across reads.
+};
+
+/// One line ending in CRLF at `at`: sets `line` (without the CRLF) and moves `at` past it.
+/// False if the line is not complete yet.
+bool next_line(std::string_view text, std::size_t& at, std::string_view& line) {
+  const std::size_t end = text.find('\n', at);
+  if (end == std::string_view::npos) return false;
+  line = text.substr(at, end - at);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  at = end + 1;
+  return true;
+}
+
+/// redis (RESP2): `*3 $7 message $4 chat $32 <payload>` pushes, the subscribe
+/// confirmation, PUBLISH's integer replies; `-ERR ...` is a failure.
+class RedisDecoder final : public Decoder {
+ public:
+  /// Cuts RESP values, split across reads or not.
+  bool feed(std::span<const std::byte> bytes, Events& events) override {
+    return cutter_.feed(bytes, events,
+                        [&events](std::string_view text) { return parse_value(text, events); });
+  }
+
+ private:
+  /// Reads the value at the front of `text` (see StreamCutter::feed for the result).
+  static std::size_t parse_value(std::string_view text, Events& events) {
+    std::size_t at = 0;
+    std::string_view line;
+    if (!next_line(text, at, line)) return 0;
+    if (line.empty()) return broken(events, "an empty RESP line");
+    if (line[0] == ':' || line[0] == '+') return at;  // PUBLISH's receiver count; OK
+    if (line[0] == '-') return broken(events, "redis error: " + std::string(line));
+    std::size_t count = 0;
+    if (line[0] != '*' || !parse_decimal(line.substr(1), count) || count > 16)
+      return broken(events, "unexpected RESP value: " + std::string(line.substr(0, 40)));
+    std::array<std::string_view, 3> items;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (!next_line(text, at, line)) return 0;
+      std::string_view item;
+      std::size_t length = 0;
+      if (!line.empty() && line[0] == ':') {
+        item = line.substr(1);
+      } else if (!line.empty() && line[0] == '$' && parse_decimal(line.substr(1), length)) {
+        if (text.size() < at + length + 2) return 0;
+        item = text.substr(at, length);
+        at += length + 2;
+      } else {
+        return broken(events, "unexpected RESP array item: " + std::string(line.substr(0, 40)));
+      }
+      if (i < items.size()) items[i] = item;
+    }
+    if (items[0] == "message") {
+      if (count != 3 || items[2].size() != kMessageBytes) return broken(events, "garbled redis message");
+      events.message(reinterpret_cast<const std::byte*>(items[2].data()));
+    } else if (items[0] == "subscribe") {
+      events.joined();
+    }
+    return at;
+  }
+  /// Reports a failure; returns StreamCutter::kBroken.
+  static std::size_t broken(Events& events, const std::string& why) {
+    events.failure(why);
+    return StreamCutter::kBroken;
+  }
+
+  StreamCutter cutter_;  ///< A value cut by the end of a read.
+};
+
+/// nats: `MSG chat 1 32\r\n<payload>\r\n`, INFO, +OK, PING (answered with PONG), the
+/// PONG that confirms SUB; `-ERR ...` is a failure.
+class NatsDecoder final : public Decoder {
+ public:
+  /// Cuts protocol lines and message payloads, split across reads or not.
+  bool feed(std::span<const std::byte> bytes, Events& events) override {
+    return cutter_.feed(bytes, events,
+                        [&events](std::string_view text) { return parse_value(text, events); });
+  }
+
+ private:
+  /// Reads the line (and payload) at the front of `text` (see StreamCutter::feed).
+  static std::size_t parse_value(std::string_view text, Events& events) {
+    std::size_t at = 0;
+    std::string_view line;
+    if (!next_line(text, at, line)) return 0;
+    if (line.starts_with("MSG ")) {  // MSG <subject> <sid> [reply-to] <#bytes>
+      std::size_t length = 0;
+      if (!parse_decimal(line.substr(line.rfind(' ') + 1), length))
+        return broken(events, "bad MSG line: " + std::string(line));
+      if (text.size() < at + length + 2) return 0;
+      if (length != kMessageBytes) return broken(events, "garbled nats message");
+      events.message(reinterpret_cast<const std::byte*>(text.data() + at));
+      return at + length + 2;
+    }
+    if (line == "PING") {
+      events.reply("PONG\r\n");
+    } else if (line == "PONG") {
+      events.joined();
+    } else if (line.starts_with("-ERR")) {
+      return broken(events, "nats error: " + std::string(line));
+    } else if (line != "+OK" && !line.starts_with("INFO ")) {
+      return broken(events, "unexpected nats line: " + std::string(line.substr(0, 40)));
+    }
+    return at;
+  }
+  /// Reports a failure; returns StreamCutter::kBroken.
+  static std::size_t broken(Events& events, const std::string& why) {
+    events.failure(why);
+    return StreamCutter::kBroken;
+  }
+
+  StreamCutter cutter_;  ///< A line or payload cut by the end of a read.
+};
+
+/// How one protocol is spoken: joining, publishing, and reading.
+struct Wire {
+  std::string name;                  ///< "v1", "v2", "redis", "nats".
+  std::size_t delivery_bytes = 0;    ///< Wire bytes of one delivered message (for MB/s).
+  std::string publish_prefix;        ///< Bytes before the 32-byte message in one publish command.
+  std::string publish_suffix;        ///< Bytes after it.
+  bool separate_publishers = false;  ///< Publishers get extra, non-receiving connections (redis).
+  /// What receiving client `index` sends to join; "" = nothing to confirm (ver.1).
+  std::function<std::string(std::uint64_t index)> join;
+  /// A decoder for one connection's incoming bytes.
+  std::function<std::unique_ptr<Decoder>()> decoder;
+};
+
+/// A RESP2 command: an array of bulk strings.
+std::string resp_command(std::initializer_list<std::string_view> words) {
+  std::string out = "*" + std::to_string(words.size()) + "\r\n";
+  for (const auto word : words) {
+    out += "$" + std::to_string(word.size()) + "\r\n";
+    out += word;
+    out += "\r\n";
+  }
+  return out;
+}
+
+/// The Wire of `protocol` (checked by the command line).
+Wire make_wire(const std::string& protocol) {
+  Wire wire;
+  wire.name = protocol;
+  if (protocol == "v1") {
+    wire.delivery_bytes = kMessageBytes;
+    wire.join = [](std::uint64_t) { return std::string(); };
+    wire.decoder = [] { return std::make_unique<V1Decoder>(); };
+  } else if (protocol == "v2") {
+    wire.delivery_bytes = v2::kMaxFrameSize;  // CHAT_BROADCAST, 52 bytes
+    const auto request = v2::encode(v2::ChatRequest{std::string(kMessageBytes, '0')});
+    wire.publish_prefix.assign(reinterpret_cast<const char*>(request.data()), v2::kHeaderSize);
+    const std::string id_prefix = "b" + std::to_string(getpid() % 100000) + "-";
+    wire.join = [id_prefix](std::uint64_t index) {
+      const auto frame = v2::encode(v2::LoginRequest{id_prefix + std::to_string(index)});
+      return std::string(reinterpret_cast<const char*>(frame.data()), frame.size());
+    };
+    wire.decoder = [] { return std::make_unique<V2Decoder>(); };
+  } else if (protocol == "redis") {
+    const std::string publish = resp_command({"PUBLISH", kChannel, std::string(kMessageBytes, '0')});
+    wire.publish_prefix = publish.substr(0, publish.size() - kMessageBytes - 2);
+    wire.publish_suffix = "\r\n";
+    wire.delivery_bytes = resp_command({"message", kChannel, std::string(kMessageBytes, '0')}).size();
+    wire.separate_publishers = true;
+    wire.join = [](std::uint64_t) { return resp_command({"SUBSCRIBE", kChannel}); };
+    wire.decoder = [] { return std::make_unique<RedisDecoder>(); };
+  } else {  // nats
+    const std::string size = std::to_string(kMessageBytes);
+    const std::string channel(kChannel);
+    wire.publish_prefix = "PUB " + channel + " " + size + "\r\n";
+    wire.publish_suffix = "\r\n";
+    wire.delivery_bytes = ("MSG " + channel + " 1 " + size + "\r\n").size() + kMessageBytes + 2;
+    wire.join = [channel](std::uint64_t) {
+      return "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":true}\r\nSUB " + channel +
+             " 1\r\nPING\r\n";
+    };
+    wire.decoder = [] { return std::make_unique<NatsDecoder>(); };
+  }
+  return wire;
+}
+
+// ---------------------------------------------------------------------------
+// The load generator: shared state, connections, receivers, publishers.
+
 /// What every thread shares: the phase, the windows, the totals.
 struct Shared {
   /// Sets up the per-publisher windows.
@@ -196,10 +531,10 @@ struct Shared {
   std::unique_ptr<std::atomic<std::uint64_t>[]> delivered_upto;
   /// Per publisher: messages sent so far.
   std::unique_ptr<std::atomic<std::uint64_t>[]> published;
-  std::atomic<std::uint64_t> logged_in{0};   ///< Clients with LOGIN_RESPONSE OK.
+  std::atomic<std::uint64_t> joined{0};      ///< Clients whose join the server confirmed.
   std::atomic<std::uint64_t> probed{0};      ///< Clients that received a probe.
   std::atomic<std::uint64_t> deliveries{0};  ///< Messages received, all phases.
-  std::atomic<std::uint64_t> failures{0};    ///< Closed connections, ERROR frames, garbage.
+  std::atomic<std::uint64_t> failures{0};    ///< Closed connections, server errors, garbage.
   std::atomic<std::uint64_t> progress{0};    ///< Bumped by receivers; publishers wait on it.
   std::atomic<bool> publishing{false};       ///< Publishers run while true.
   std::atomic<bool> stop{false};             ///< Receivers run while false.
@@ -229,25 +564,97 @@ struct PairState {
   std::set<std::uint64_t> missing;   ///< Skipped sequences (empty for a correct server).
 };
 
-/// One connected client as its receiver thread sees it.
-struct Client {
-  Socket socket;                   ///< Non-blocking, TCP_NODELAY.
-  std::uint64_t index = 0;         ///< 0..N-1; below P it also publishes.
-  v2::FrameAssembler assembler;    ///< ver.2: reassembles frames.
-  std::vector<std::byte> pending;  ///< ver.1: an incomplete 32-byte record.
-  bool logged_in = false;          ///< ver.2: LOGIN_RESPONSE OK seen.
-  bool probed = false;             ///< A probe has arrived.
-  bool closed = false;             ///< The server closed it.
+/// What one non-blocking send of an Outbox did.
+enum class FlushResult : std::uint8_t {
+  sent,     ///< Some bytes left.
+  idle,     ///< Nothing was waiting.
+  blocked,  ///< The socket's send buffer is full (EAGAIN).
+  broken,   ///< The connection failed.
 };
 
-/// A receiver thread: its clients on one epoll, its own counts and histogram.
-class ReceiverThread {
+/// Bytes waiting to leave on one socket that two threads may write: a publisher's
+/// commands and a receiver's protocol replies (nats PONG). Whole commands are appended
+/// under the lock, so a reply never lands inside a half-sent message.
+class Outbox {
  public:
-  /// Registers nothing yet; add() clients, then start().
-  ReceiverThread(Shared& shared, bool v2) : shared_(shared), v2_(v2), epoll_(epoll_create1(0)) {}
+  /// Writes to `socket` (non-blocking; owned by the Client).
+  explicit Outbox(NativeSocket socket) : socket_(socket) {}
+
+  /// Guards bytes(); hold it while appending or flushing.
+  std::mutex& mutex() { return mutex_; }
+  /// The buffer to append whole commands to (under mutex()).
+  std::vector<std::byte>& bytes() { return bytes_; }
+  /// Bytes appended but not yet sent (under mutex()).
+  std::size_t pending() const { return bytes_.size() - start_; }
+  /// One non-blocking send of what is pending (under mutex()).
+  FlushResult flush_locked() {
+    if (pending() == 0) return FlushResult::idle;
+    const ssize_t sent = ::send(socket_, bytes_.data() + start_, pending(), MSG_NOSIGNAL);
+    if (sent < 0 && (errno == EAGAIN || errno == EINTR)) return FlushResult::blocked;
+    if (sent <= 0) return FlushResult::broken;
+    start_ += static_cast<std::size_t>(sent);
+    if (start_ == bytes_.size()) {
+      bytes_.clear();
+      start_ = 0;
+    }
+    return FlushResult::sent;
+  }
+  /// Appends `extra` and sends until nothing is pending, sleeping (without the lock)
+  /// while the socket is full; false on a broken connection or after `timeout`.
+  bool send_all(std::span<const std::byte> extra, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    {
+      const std::lock_guard lock(mutex_);
+      bytes_.insert(bytes_.end(), extra.begin(), extra.end());
+    }
+    for (;;) {
+      {
+        const std::lock_guard lock(mutex_);
+        FlushResult result = FlushResult::sent;
+        while (result == FlushResult::sent) result = flush_locked();
+        if (result == FlushResult::idle) return true;
+        if (result == FlushResult::broken) return false;
+      }
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+ private:
+  std::mutex mutex_;              ///< Serialises writers of this socket.
+  std::vector<std::byte> bytes_;  ///< [start_, end) not yet sent.
+  std::size_t start_ = 0;         ///< First unsent byte.
+  NativeSocket socket_;           ///< Borrowed.
+};
+
+/// One connection as its receiver thread sees it.
+struct Client {
+  /// Takes a connected non-blocking socket; `receiving` = one of the N receivers.
+  Client(Socket connected, std::uint64_t number, bool receiving, std::unique_ptr<Decoder> stream_decoder)
+      : socket(std::move(connected)),
+        outbox(socket.native()),
+        decoder(std::move(stream_decoder)),
+        index(number),
+        receives(receiving) {}
+  Socket socket;                     ///< Non-blocking, TCP_NODELAY.
+  Outbox outbox;                     ///< Everything sent on it (join, publishes, replies).
+  std::unique_ptr<Decoder> decoder;  ///< Cuts what the server sends.
+  std::uint64_t index = 0;           ///< Receivers 0..N-1 (below P they publish); redis publishers N..N+P-1.
+  bool receives = true;              ///< One of the N receivers (false: a redis publishing connection).
+  std::size_t row = 0;               ///< Receivers: position among its thread's receivers (pair rows).
+  bool joined = false;               ///< The server confirmed the join.
+  bool probed = false;               ///< A probe has arrived.
+  bool closed = false;               ///< Broken: closed by the server or failed.
+};
+
+/// A receiver thread: its connections on one epoll, its own counts and histogram.
+class ReceiverThread final : private Events {
+ public:
+  /// Registers nothing yet; add() connections, then start().
+  explicit ReceiverThread(Shared& shared) : shared_(shared), epoll_(epoll_create1(0)) {}
   /// Joins the thread (if still running) and closes the epoll instance.
-  ~ReceiverThread() {
-    if (thread_.joinable()) thread_.join();
+  ~ReceiverThread() override {
+    join();
     ::close(epoll_);
   }
   ReceiverThread(const ReceiverThread&) = delete;
@@ -255,6 +662,7 @@ class ReceiverThread {
 
   /// Takes a connected client; it is read from this thread only.
   void add(std::unique_ptr<Client> client) {
+    if (client->receives) client->row = receivers_++;
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = clients_.size();
@@ -263,7 +671,7 @@ class ReceiverThread {
   }
   /// Starts reading.
   void start() {
-    pairs_.resize(clients_.size() * shared_.publishers);
+    pairs_.resize(receivers_ * shared_.publishers);
     thread_ = std::thread([this] { run(); });
   }
   /// Waits for the thread to end (after shared.stop).
@@ -294,9 +702,11 @@ class ReceiverThread {
       const int ready = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 50);
       for (int i = 0; i < ready; ++i) {
         Client& client = *clients_[events[static_cast<std::size_t>(i)].data.u64];
+        if (client.closed) continue;
         const ssize_t got = ::recv(client.socket.native(), buffer.data(), buffer.size(), 0);
         if (got > 0) {
-          consume(client, std::span(buffer.data(), static_cast<std::size_t>(got)));
+          current_ = &client;
+          client.decoder->feed(std::span(buffer.data(), static_cast<std::size_t>(got)), *this);
         } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
           fail(client, "connection closed by the server");
         }
@@ -311,55 +721,35 @@ class ReceiverThread {
   }
 
   /// Marks a client broken (once) and says why.
-  void fail(Client& client, const char* why) {
+  void fail(Client& client, const std::string& why) {
     if (client.closed) return;
     client.closed = true;
     epoll_ctl(epoll_, EPOLL_CTL_DEL, client.socket.native(), nullptr);
     shared_.failures.fetch_add(1);
-    std::fprintf(stderr, "chat_bench: client %llu: %s\n", static_cast<unsigned long long>(client.index), why);
+    std::fprintf(stderr, "chat_bench: %s %llu: %s\n", client.receives ? "client" : "publishing connection",
+                 static_cast<unsigned long long>(client.index), why.c_str());
   }
 
-  /// Splits received bytes into messages (ver.2 frames or ver.1 records).
-  void consume(Client& client, std::span<const std::byte> bytes) {
-    if (!v2_) {
-      std::size_t at = 0;
-      if (!client.pending.empty()) {  // finish the record cut by the last read
-        const std::size_t take = std::min(kMessageBytes - client.pending.size(), bytes.size());
-        client.pending.insert(client.pending.end(), bytes.begin(), bytes.begin() + static_cast<long>(take));
-        at = take;
-        if (client.pending.size() < kMessageBytes) return;
-        on_message(client, client.pending.data());
-        client.pending.clear();
-      }
-      for (; at + kMessageBytes <= bytes.size(); at += kMessageBytes) on_message(client, bytes.data() + at);
-      client.pending.assign(bytes.begin() + static_cast<long>(at), bytes.end());
-      return;
-    }
-    client.assembler.feed(bytes);
-    std::span<const std::byte> frame;
-    v2::ErrorCode error{};
-    for (;;) {
-      const auto status = client.assembler.next(frame, error);
-      if (status == v2::FrameAssembler::Status::need_more) return;
-      if (status == v2::FrameAssembler::Status::error) return fail(client, "malformed frame from the server");
-      const auto type = static_cast<v2::PacketType>((std::to_integer<unsigned>(frame[2]) << 8) |
-                                                    std::to_integer<unsigned>(frame[3]));
-      if (type == v2::PacketType::chat_broadcast) {
-        on_message(client, frame.data() + v2::kHeaderSize + v2::kUserIdSize);
-      } else if (type == v2::PacketType::login_response) {
-        const auto decoded = v2::decode(frame);
-        const auto* response = decoded.packet ? std::get_if<v2::LoginResponse>(&*decoded.packet) : nullptr;
-        if (response == nullptr || response->status != v2::LoginStatus::ok)
-          return fail(client, "login refused");
-        if (!client.logged_in) {
-          client.logged_in = true;
-          shared_.logged_in.fetch_add(1);
-        }
-      } else if (type == v2::PacketType::error) {
-        return fail(client, "ERROR frame from the server");
-      }  // USER_JOINED / USER_LEFT: presence, ignored
-    }
+  // Events of the client being decoded (current_).
+  /// A message for the current client: check, count and time it.
+  void message(const std::byte* text) override {
+    if (current_->closed) return;
+    if (!current_->receives) return fail(*current_, "a message on a publishing-only connection");
+    on_message(*current_, text);
   }
+  /// The current client's join is confirmed (counted once).
+  void joined() override {
+    if (current_->joined) return;
+    current_->joined = true;
+    shared_.joined.fetch_add(1);
+  }
+  /// Sends a protocol reply on the current client's connection.
+  void reply(std::string_view bytes) override {
+    if (!current_->outbox.send_all(as_bytes(bytes), std::chrono::seconds(1)))
+      fail(*current_, "cannot answer the server");
+  }
+  /// The current client's stream is broken.
+  void failure(const std::string& why) override { fail(*current_, why); }
 
   /// Checks one message's sequence, counts it and times it.
   void on_message(Client& client, const std::byte* text) {
@@ -373,7 +763,7 @@ class ReceiverThread {
       return;
     }
     if (message.publisher >= shared_.publishers) return fail(client, "message from an unknown publisher");
-    PairState& pair = pairs_[client_slot(client) * shared_.publishers + message.publisher];
+    PairState& pair = pairs_[client.row * shared_.publishers + message.publisher];
     if (message.sequence < pair.next) {
       if (pair.missing.erase(message.sequence) != 0) {
         ++pair.reordered;
@@ -399,42 +789,35 @@ class ReceiverThread {
     }
   }
 
-  /// The client's position in this thread's list (its pair rows).
-  std::size_t client_slot(const Client& client) const {
-    return static_cast<std::size_t>(client.index / threads_stride_);
-  }
-
- public:
-  std::uint64_t threads_stride_ = 1;  ///< Clients are dealt round-robin: index / stride = position.
-
- private:
   Shared& shared_;                                ///< Phase flags, windows, totals.
-  const bool v2_;                                 ///< ver.2 frames or ver.1 records.
   int epoll_;                                     ///< This thread's epoll instance.
   std::vector<std::unique_ptr<Client>> clients_;  ///< Position = epoll data.
-  std::vector<PairState> pairs_;                  ///< [position * P + publisher].
+  std::size_t receivers_ = 0;                     ///< Receiving clients among clients_.
+  Client* current_ = nullptr;                     ///< The client whose bytes are being decoded.
+  std::vector<PairState> pairs_;                  ///< [row * P + publisher].
   Histogram histogram_;                           ///< Latencies of measured messages.
   std::uint64_t measured_ = 0;                    ///< Measured messages received.
   std::uint64_t batch_deliveries_ = 0;            ///< Added to shared_.deliveries per batch.
   std::thread thread_;                            ///< Runs run().
 };
 
-/// One publishing client's sending state (the socket is also read by a receiver).
+/// One publisher's sending state.
 struct Publisher {
-  NativeSocket socket = kInvalidSocket;  ///< Borrowed from its Client.
-  std::uint64_t number = 0;              ///< 0..P-1.
-  std::uint64_t next = 0;                ///< Next sequence to send.
-  std::vector<std::byte> out;            ///< Bytes not yet taken by send().
-  std::size_t out_start = 0;             ///< First unsent byte of out.
+  Outbox* outbox = nullptr;  ///< Its connection's (a receiving client's, or its own for redis).
+  std::uint64_t number = 0;  ///< 0..P-1.
+  std::uint64_t next = 0;    ///< Next sequence to send.
 };
 
-/// Sends the publishers' messages until shared.publishing is false.
+/// Sends the publishers' messages until shared.publishing is false, then flushes.
 class PublisherThread {
  public:
-  /// `frame` is the bytes before the message text (ver.2 header) — empty for ver.1.
-  PublisherThread(Shared& shared, std::vector<Publisher> publishers, std::vector<std::byte> prefix,
+  /// Each publish is `wire.publish_prefix`, the 32-byte message, `wire.publish_suffix`.
+  PublisherThread(Shared& shared, std::vector<Publisher> publishers, const Wire& wire,
                   std::uint64_t rate_per_publisher)
-      : shared_(shared), publishers_(std::move(publishers)), prefix_(std::move(prefix)) {
+      : shared_(shared),
+        publishers_(std::move(publishers)),
+        prefix_(as_bytes(wire.publish_prefix)),
+        suffix_(as_bytes(wire.publish_suffix)) {
     if (rate_per_publisher != 0) interval_ns_ = 1'000'000'000 / rate_per_publisher;
   }
   /// Runs the loop on this thread.
@@ -458,6 +841,8 @@ class PublisherThread {
         shared_.progress.wait(seen_progress, std::memory_order_acquire);
       }
     }
+    // Messages counted as published must leave, or they would be counted as lost.
+    for (Publisher& publisher : publishers_) publisher.outbox->send_all({}, std::chrono::seconds(5));
   }
 
  private:
@@ -467,7 +852,9 @@ class PublisherThread {
         shared_.delivered_upto[publisher.number].load(std::memory_order_acquire) + shared_.window_size;
     const std::uint64_t now = now_ns();
     bool added = false;
-    while (publisher.next < limit && publisher.out.size() - publisher.out_start < 64 * 1024) {
+    const std::lock_guard lock(publisher.outbox->mutex());
+    std::vector<std::byte>& out = publisher.outbox->bytes();
+    while (publisher.next < limit && publisher.outbox->pending() < 64 * 1024) {
       std::uint64_t stamp = now;
       if (interval_ns_ != 0) {
         stamp = start + publisher.next * interval_ns_;  // the scheduled time, not the actual one
@@ -476,11 +863,11 @@ class PublisherThread {
           break;
         }
       }
-      const std::size_t at = publisher.out.size();
-      publisher.out.insert(publisher.out.end(), prefix_.begin(), prefix_.end());
-      publisher.out.resize(at + prefix_.size() + kMessageBytes);
-      format_message(reinterpret_cast<char*>(publisher.out.data() + at + prefix_.size()), publisher.number,
-                     publisher.next, stamp);
+      out.insert(out.end(), prefix_.begin(), prefix_.end());
+      const std::size_t at = out.size();
+      out.resize(at + kMessageBytes);
+      format_message(reinterpret_cast<char*>(out.data() + at), publisher.number, publisher.next, stamp);
+      out.insert(out.end(), suffix_.begin(), suffix_.end());
       ++publisher.next;
       shared_.published[publisher.number].store(publisher.next, std::memory_order_relaxed);
       added = true;
@@ -489,24 +876,19 @@ class PublisherThread {
   }
   /// Sends what is pending (non-blocking, one call); true if bytes left.
   static bool flush(Publisher& publisher) {
-    if (publisher.out_start == publisher.out.size()) return false;
-    const ssize_t sent = ::send(publisher.socket, publisher.out.data() + publisher.out_start,
-                                publisher.out.size() - publisher.out_start, MSG_NOSIGNAL);
-    if (sent <= 0) {
-      if (sent < 0 && errno == EAGAIN) std::this_thread::sleep_for(std::chrono::microseconds(100));
-      return false;
+    FlushResult result;
+    {
+      const std::lock_guard lock(publisher.outbox->mutex());
+      result = publisher.outbox->flush_locked();
     }
-    publisher.out_start += static_cast<std::size_t>(sent);
-    if (publisher.out_start == publisher.out.size()) {
-      publisher.out.clear();
-      publisher.out_start = 0;
-    }
-    return true;
+    if (result == FlushResult::blocked) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    return result == FlushResult::sent;
   }
 
   Shared& shared_;                     ///< Windows and phase.
-  std::vector<Publisher> publishers_;  ///< The publishing clients.
-  std::vector<std::byte> prefix_;      ///< ver.2 CHAT_REQUEST header; empty for ver.1.
+  std::vector<Publisher> publishers_;  ///< The publishing connections.
+  std::span<const std::byte> prefix_;  ///< Before each message (ver.2 header, PUBLISH/PUB head).
+  std::span<const std::byte> suffix_;  ///< After each message (CRLF for redis and nats).
   std::uint64_t interval_ns_ = 0;      ///< Rate mode: ns between one publisher's messages; 0 = window mode.
 };
 
@@ -540,18 +922,19 @@ double process_cpu_seconds(std::uint64_t pid) {
   return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
 }
 
-/// Sends every byte on a non-blocking socket (set-up phase only).
-bool send_blocking(NativeSocket socket, std::span<const std::byte> bytes) {
-  while (!bytes.empty()) {
-    const ssize_t sent = ::send(socket, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (sent < 0 && errno == EAGAIN) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
-    if (sent <= 0) return false;
-    bytes = bytes.subspan(static_cast<std::size_t>(sent));
+/// Resident memory (VmRSS) of a process in bytes from /proc/PID/status; 0 if unreadable.
+std::uint64_t process_rss_bytes(std::uint64_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(file, line)) {
+    if (!line.starts_with("VmRSS:")) continue;
+    std::size_t kib = 0;
+    std::string_view digits = std::string_view(line).substr(6);
+    while (!digits.empty() && (digits.front() == ' ' || digits.front() == '\t')) digits.remove_prefix(1);
+    digits = digits.substr(0, digits.find(' '));
+    return parse_decimal(digits, kib) ? std::uint64_t{kib} * 1024 : 0;
   }
-  return true;
+  return 0;
 }
 
 /// Polls `done` every 10 ms until it is true or `timeout` passes.
@@ -565,71 +948,153 @@ bool wait_until(Done done, std::chrono::milliseconds timeout) {
   return true;
 }
 
-/// Runs the benchmark; returns the exit code.
-int run(const Options& options) {
-  NetworkSession network;
-  const bool v2 = options.v2();
-  const std::uint64_t window = options.rate != 0 ? kRateModeWindow : options.window;
-  Shared shared(options, window);
-  std::vector<std::unique_ptr<ReceiverThread>> threads;
-  for (std::uint64_t t = 0; t < options.receivers; ++t) {
-    threads.push_back(std::make_unique<ReceiverThread>(shared, v2));
-    threads.back()->threads_stride_ = options.receivers;
+/// The receiver threads and every connection they read; stops and joins them when destroyed.
+struct Fleet {
+  /// `threads` receiver threads, not started.
+  Fleet(Shared& shared_state, std::uint64_t thread_count) : shared(shared_state) {
+    for (std::uint64_t t = 0; t < thread_count; ++t)
+      threads.push_back(std::make_unique<ReceiverThread>(shared));
   }
-
-  // 1. Connect every client; they are dealt round-robin to the receiver threads.
-  std::vector<NativeSocket> sockets;
-  for (std::uint64_t i = 0; i < options.clients; ++i) {
-    auto client = std::make_unique<Client>();
-    try {
-      client->socket = connect_to(options.host, static_cast<std::uint16_t>(options.port));
-    } catch (const std::exception& error) {
-      std::fprintf(stderr, "chat_bench: client %llu cannot connect: %s\n", static_cast<unsigned long long>(i),
-                   error.what());
-      return 2;
-    }
-    set_no_delay(client->socket);
-    fcntl(client->socket.native(), F_SETFL, fcntl(client->socket.native(), F_GETFL) | O_NONBLOCK);
-    client->index = i;
-    sockets.push_back(client->socket.native());
-    threads[i % options.receivers]->add(std::move(client));
-  }
-  for (auto& thread : threads) thread->start();
-  auto stop_receivers = [&] {
+  /// Stops the receivers (if started) before the connections close.
+  ~Fleet() { stop(); }
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+  /// Tells the receivers to stop and waits for them.
+  void stop() {
     shared.stop = true;
     for (auto& thread : threads) thread->join();
+  }
+
+  Shared& shared;                                        ///< The receivers' stop flag.
+  std::vector<std::unique_ptr<ReceiverThread>> threads;  ///< Connections are dealt round-robin.
+  std::vector<Outbox*> receivers;                        ///< Receiver i's connection (owned by a thread).
+  std::vector<Outbox*> publishers;                       ///< Publisher p's connection.
+  std::uint64_t dealt = 0;                               ///< Connections dealt so far.
+};
+
+/// Connects the N receivers (and, with `publishing`, redis's separate publisher connections),
+/// starts the receiver threads, sends every join and waits until the server confirmed all.
+/// Returns 0, or 2 after printing why not.
+int connect_and_join(const Options& options, const Wire& wire, Shared& shared, Fleet& fleet,
+                     bool publishing) {
+  auto connect = [&](std::uint64_t index, bool receiving) -> Outbox* {
+    Socket socket;
+    try {
+      socket = connect_to(options.host, static_cast<std::uint16_t>(options.port));
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "chat_bench: connection %llu cannot connect: %s\n",
+                   static_cast<unsigned long long>(index), error.what());
+      return nullptr;
+    }
+    set_no_delay(socket);
+    fcntl(socket.native(), F_SETFL, fcntl(socket.native(), F_GETFL) | O_NONBLOCK);
+    auto client = std::make_unique<Client>(std::move(socket), index, receiving, wire.decoder());
+    Outbox* outbox = &client->outbox;
+    fleet.threads[fleet.dealt++ % fleet.threads.size()]->add(std::move(client));
+    return outbox;
   };
+  for (std::uint64_t i = 0; i < options.clients; ++i) {
+    fleet.receivers.push_back(connect(i, true));
+    if (fleet.receivers.back() == nullptr) return 2;
+  }
+  for (std::uint64_t p = 0; publishing && p < options.publishers; ++p) {
+    fleet.publishers.push_back(wire.separate_publishers ? connect(options.clients + p, false)
+                                                        : fleet.receivers[p]);
+    if (fleet.publishers.back() == nullptr) return 2;
+  }
+  for (auto& thread : fleet.threads) thread->start();
 
-  // 2. ver.2: log every client in under a unique id and wait for every OK.
-  if (v2) {
-    const std::string prefix = "b" + std::to_string(getpid() % 100000) + "-";
-    for (std::uint64_t i = 0; i < options.clients; ++i) {
-      const auto frame = v2::encode(v2::LoginRequest{prefix + std::to_string(i)});
-      if (!send_blocking(sockets[i], frame)) return stop_receivers(), 2;
-    }
-    if (!wait_until([&] { return shared.logged_in.load() == options.clients || shared.failures.load() != 0; },
-                    std::chrono::seconds(30)) ||
-        shared.failures.load() != 0) {
-      std::fprintf(stderr, "chat_bench: only %llu of %llu clients logged in\n",
-                   static_cast<unsigned long long>(shared.logged_in.load()),
-                   static_cast<unsigned long long>(options.clients));
-      return stop_receivers(), 2;
+  // Join: log in (ver.2), SUBSCRIBE (redis), CONNECT + SUB + PING (nats); ver.1 has no join.
+  if (wire.join(0).empty()) return 0;
+  for (std::uint64_t i = 0; i < options.clients; ++i) {
+    if (!fleet.receivers[i]->send_all(as_bytes(wire.join(i)), std::chrono::seconds(5))) {
+      std::fprintf(stderr, "chat_bench: client %llu cannot send its join\n",
+                   static_cast<unsigned long long>(i));
+      return 2;
     }
   }
-
-  // 3. Prove every client receives: client 0 sends probes until all N saw one
-  // (ver.1 has no login, so a probe may beat a connection's registration).
-  std::vector<std::byte> prefix;
-  if (v2) {
-    prefix = v2::encode(v2::ChatRequest{std::string(kMessageBytes, '0')});
-    prefix.resize(v2::kHeaderSize);
+  // Many joins take a while (ver.2 tells everyone of every login): give up only
+  // when no confirmation arrived for 30 s.
+  std::uint64_t confirmed = 0;
+  auto last_change = Clock::now();
+  while (shared.joined.load() != options.clients && shared.failures.load() == 0 &&
+         Clock::now() - last_change < std::chrono::seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (shared.joined.load() != confirmed) confirmed = shared.joined.load(), last_change = Clock::now();
   }
+  if (shared.joined.load() != options.clients || shared.failures.load() != 0) {
+    std::fprintf(stderr, "chat_bench: the server confirmed only %llu of %llu joins\n",
+                 static_cast<unsigned long long>(shared.joined.load()),
+                 static_cast<unsigned long long>(options.clients));
+    return 2;
+  }
+  return 0;
+}
+
+/// --idle-memory: the server's RSS before N clients connect and after all joined and
+/// the server went quiet; prints the growth per connection. Returns the exit code.
+int run_idle_memory(const Options& options) {
+  NetworkSession network;
+  const Wire wire = make_wire(options.protocol);
+  Shared shared(options, 1);
+  const std::uint64_t before = process_rss_bytes(options.server_pid);
+  if (before == 0) {
+    std::fprintf(stderr, "chat_bench: cannot read VmRSS of --server-pid %llu\n",
+                 static_cast<unsigned long long>(options.server_pid));
+    return 2;
+  }
+  const std::uint64_t start = now_ns();
+  Fleet fleet(shared, options.receivers);
+  if (const int code = connect_and_join(options, wire, shared, fleet, false); code != 0) return code;
+  // Let the server finish what the joins caused (ver.2 sends USER_JOINED to everyone):
+  // measure once nothing has arrived for a second.
+  std::uint64_t seen = shared.progress.load();
+  auto last_change = Clock::now();
+  while (Clock::now() - last_change < std::chrono::seconds(1)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (shared.progress.load() != seen) seen = shared.progress.load(), last_change = Clock::now();
+  }
+  const std::uint64_t after = process_rss_bytes(options.server_pid);
+  const double seconds = static_cast<double>(now_ns() - start) / 1e9;
+  const double per_client =
+      (static_cast<double>(after) - static_cast<double>(before)) / static_cast<double>(options.clients);
+  std::printf("chat_bench idle-memory %s clients=%llu (all joined, %.1f s)\n", options.protocol.c_str(),
+              static_cast<unsigned long long>(options.clients), seconds);
+  std::printf("server RSS before %.1f MiB, after %.1f MiB: %.0f bytes per idle connection\n",
+              static_cast<double>(before) / 1048576.0, static_cast<double>(after) / 1048576.0, per_client);
+  if (!options.json.empty()) {
+    std::ofstream json(options.json);
+    char text[512];
+    std::snprintf(
+        text, sizeof text,
+        "{\"protocol\": \"%s\", \"clients\": %llu, \"rss_before_bytes\": %llu, \"rss_after_bytes\": "
+        "%llu,\n \"bytes_per_connection\": %.1f, \"failures\": %llu}\n",
+        options.protocol.c_str(), static_cast<unsigned long long>(options.clients),
+        static_cast<unsigned long long>(before), static_cast<unsigned long long>(after), per_client,
+        static_cast<unsigned long long>(shared.failures.load()));
+    json << text;
+  }
+  return shared.failures.load() == 0 ? 0 : 1;
+}
+
+/// Runs the fan-out benchmark; returns the exit code.
+int run(const Options& options) {
+  NetworkSession network;
+  const Wire wire = make_wire(options.protocol);
+  const std::uint64_t window = options.rate != 0 ? kRateModeWindow : options.window;
+  Shared shared(options, window);
+
+  // 1. Connect every client (dealt round-robin to the receiver threads) and join.
+  Fleet fleet(shared, options.receivers);
+  if (const int code = connect_and_join(options, wire, shared, fleet, true); code != 0) return code;
+
+  // 2. Prove every client receives: publisher 0 sends probes until all N saw one
+  // (ver.1 has no join, so a probe may beat a connection's registration).
   bool all_probed = false;
   for (std::uint64_t attempt = 0; attempt < 50 && !all_probed; ++attempt) {
-    std::vector<std::byte> probe = prefix;
-    probe.resize(prefix.size() + kMessageBytes);
-    format_message(reinterpret_cast<char*>(probe.data() + prefix.size()), kProbePublisher, attempt, now_ns());
-    if (!send_blocking(sockets[0], probe)) break;
+    std::string probe = wire.publish_prefix + std::string(kMessageBytes, ' ') + wire.publish_suffix;
+    format_message(probe.data() + wire.publish_prefix.size(), kProbePublisher, attempt, now_ns());
+    if (!fleet.publishers[0]->send_all(as_bytes(probe), std::chrono::seconds(5))) break;
     all_probed =
         wait_until([&] { return shared.probed.load() == options.clients; }, std::chrono::milliseconds(200));
   }
@@ -637,23 +1102,23 @@ int run(const Options& options) {
     std::fprintf(stderr, "chat_bench: only %llu of %llu clients received the probe\n",
                  static_cast<unsigned long long>(shared.probed.load()),
                  static_cast<unsigned long long>(options.clients));
-    return stop_receivers(), 2;
+    return 2;
   }
 
-  // 4. Publish: warm-up, then the measured window, with a progress line each second.
+  // 3. Publish: warm-up, then the measured window, with a progress line each second.
   const std::uint64_t start = now_ns();
   const std::uint64_t measure_start = start + options.warmup * 1'000'000'000;
   shared.measure_end = measure_start + options.duration * 1'000'000'000;
   shared.measure_start = measure_start;
   std::vector<Publisher> publishers(options.publishers);
   for (std::uint64_t p = 0; p < options.publishers; ++p) {
-    publishers[p].socket = sockets[p];
+    publishers[p].outbox = fleet.publishers[p];
     publishers[p].number = p;
   }
   const std::uint64_t rate_per_publisher =
       options.rate == 0 ? 0
                         : std::max<std::uint64_t>(1, options.rate / (options.clients * options.publishers));
-  PublisherThread publisher(shared, std::move(publishers), prefix, rate_per_publisher);
+  PublisherThread publisher(shared, std::move(publishers), wire, rate_per_publisher);
   shared.publishing = true;
   std::thread publisher_thread([&publisher] { publisher.run(); });
   double cpu_start = 0, server_cpu_start = 0;
@@ -683,7 +1148,7 @@ int run(const Options& options) {
   shared.progress.notify_all();
   publisher_thread.join();
 
-  // 5. Drain: wait until every sent message reached every client, or 5 s without progress.
+  // 4. Drain: wait until every sent message reached every client, or 5 s without progress.
   std::uint64_t sent_total = 0;
   for (std::uint64_t p = 0; p < options.publishers; ++p) sent_total += shared.published[p].load();
   std::uint64_t seen = shared.deliveries.load();
@@ -693,12 +1158,12 @@ int run(const Options& options) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (shared.deliveries.load() != seen) seen = shared.deliveries.load(), last_change = Clock::now();
   }
-  stop_receivers();
+  fleet.stop();
 
-  // 6. Report.
+  // 5. Report.
   Histogram latency;
   std::uint64_t delivered = 0, lost = 0, reordered = 0, duplicated = 0;
-  for (auto& thread : threads) {
+  for (auto& thread : fleet.threads) {
     latency.merge(thread->histogram());
     delivered += thread->measured();
     thread->add_integrity(lost, reordered, duplicated);
@@ -708,8 +1173,7 @@ int run(const Options& options) {
   const double published_per_s =
       static_cast<double>(delivered) / static_cast<double>(options.clients) / seconds;
   const double delivered_per_s = static_cast<double>(delivered) / seconds;
-  const double frame_bytes = static_cast<double>(v2 ? v2::kMaxFrameSize : kMessageBytes);
-  const double megabytes_per_s = delivered_per_s * frame_bytes / 1e6;
+  const double megabytes_per_s = delivered_per_s * static_cast<double>(wire.delivery_bytes) / 1e6;
   const double bench_cpu = 100.0 * cpu / wall;
   const double server_cpu =
       server_cpu_start < 0 || server_cpu_end < 0 ? -1 : 100.0 * (server_cpu_end - server_cpu_start) / wall;
@@ -736,19 +1200,20 @@ int run(const Options& options) {
         text, sizeof text,
         "{\"protocol\": \"%s\", \"clients\": %llu, \"publishers\": %llu, \"window\": %llu, \"rate\": %llu,\n"
         " \"warmup_s\": %llu, \"duration_s\": %llu, \"published_per_s\": %.1f, \"delivered_per_s\": %.1f,\n"
-        " \"delivered\": %llu, \"mb_per_s\": %.3f, \"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": "
-        "%.1f,"
-        " \"p99_9\": %.1f, \"max\": %.1f},\n \"lost\": %llu, \"reordered\": %llu, \"duplicated\": %llu,"
-        " \"failures\": %llu, \"bench_cpu_percent\": %.1f, \"server_cpu_percent\": %.1f}\n",
+        " \"delivered\": %llu, \"delivery_bytes\": %zu, \"mb_per_s\": %.3f, \"latency_us\": {\"p50\": %.1f,"
+        " \"p90\": %.1f, \"p99\": %.1f, \"p99_9\": %.1f, \"max\": %.1f},\n \"lost\": %llu, \"reordered\": "
+        "%llu,"
+        " \"duplicated\": %llu, \"failures\": %llu, \"bench_cpu_percent\": %.1f, \"server_cpu_percent\": "
+        "%.1f}\n",
         options.protocol.c_str(), static_cast<unsigned long long>(options.clients),
         static_cast<unsigned long long>(options.publishers), static_cast<unsigned long long>(options.window),
         static_cast<unsigned long long>(options.rate), static_cast<unsigned long long>(options.warmup),
         static_cast<unsigned long long>(options.duration), published_per_s, delivered_per_s,
-        static_cast<unsigned long long>(delivered), megabytes_per_s, us(latency.percentile(0.50)),
-        us(latency.percentile(0.90)), us(latency.percentile(0.99)), us(latency.percentile(0.999)),
-        us(latency.max()), static_cast<unsigned long long>(lost), static_cast<unsigned long long>(reordered),
-        static_cast<unsigned long long>(duplicated), static_cast<unsigned long long>(shared.failures.load()),
-        bench_cpu, server_cpu);
+        static_cast<unsigned long long>(delivered), wire.delivery_bytes, megabytes_per_s,
+        us(latency.percentile(0.50)), us(latency.percentile(0.90)), us(latency.percentile(0.99)),
+        us(latency.percentile(0.999)), us(latency.max()), static_cast<unsigned long long>(lost),
+        static_cast<unsigned long long>(reordered), static_cast<unsigned long long>(duplicated),
+        static_cast<unsigned long long>(shared.failures.load()), bench_cpu, server_cpu);
     json << text;
   }
   if (lost + reordered + duplicated + shared.failures.load() != 0) {
@@ -773,22 +1238,32 @@ int main(int argc, char** argv) {
   Options options;
   iocp_chat::CommandLine command_line(
       "chat_bench",
-      "fan-out load generator: N clients on a chat server, P publish 32-byte messages, all receive; "
-      "reports throughput, latency, loss/reorder/duplication (exit 1 if any)",
+      "fan-out load generator: N clients on a chat server (ver.1, ver.2, redis-server or nats-server), "
+      "P publish 32-byte messages, all receive; reports throughput, latency, loss/reorder/duplication "
+      "(exit 1 if any)",
       "Example: chat_bench --port 42006 --protocol v2 --clients 100 --duration 10 --server-pid $(pidof "
-      "v2_server)");
+      "v2_server)\n"
+      "         chat_bench --port 6379 --protocol redis --clients 100 --rate 50000\n"
+      "         chat_bench --port 4222 --protocol nats --clients 10000 --idle-memory --server-pid "
+      "$(pidof nats-server)");
   command_line.text("--host", "ADDRESS", "server address (default 127.0.0.1)", options.host);
   command_line.number("--port", "server port (default 42006)", options.port, 1, 65535);
-  command_line.custom("--protocol", "v1|v2", "ver.1 raw records (P = 1 only) or ver.2 packets (default v2)",
-                      [&options](std::string_view value) -> std::string {
-                        if (value != "v1" && value != "v2") return "--protocol must be v1 or v2";
-                        options.protocol = std::string(value);
-                        return "";
-                      });
+  command_line.custom(
+      "--protocol", "v1|v2|redis|nats",
+      "v1: raw 32-byte records (P = 1 only); v2: log in, CHAT_REQUEST/CHAT_BROADCAST (default); "
+      "redis: SUBSCRIBE chat, each publisher PUBLISHes on an extra connection of its own; "
+      "nats: CONNECT, SUB chat, PING/PONG to confirm, clients 0..P-1 PUB (echo on)",
+      [&options](std::string_view value) -> std::string {
+        if (value != "v1" && value != "v2" && value != "redis" && value != "nats")
+          return "--protocol must be v1, v2, redis or nats";
+        options.protocol = std::string(value);
+        return "";
+      });
   command_line.number("--clients", "N: connected clients, all receiving (default 10)", options.clients, 1,
                       100000);
-  command_line.number("--publishers", "P: the first P clients also publish (default 1)", options.publishers,
-                      1, 1000);
+  command_line.number("--publishers",
+                      "P: the first P clients also publish (redis: P extra connections) (default 1)",
+                      options.publishers, 1, 1000);
   command_line.number("--window", "messages not yet delivered to all, per publisher (default 64)",
                       options.window, 1, 1 << 20);
   command_line.number(
@@ -797,9 +1272,15 @@ int main(int argc, char** argv) {
   command_line.number("--warmup", "seconds of warm-up, not measured (default 1)", options.warmup, 0, 3600);
   command_line.number("--duration", "seconds measured (default 5)", options.duration, 1, 3600);
   command_line.number("--receivers", "receiver threads, 1 or 2 (default 1)", options.receivers, 1, 2);
-  command_line.number("--server-pid",
-                      "PID of the server, to report its CPU use from /proc (default: not reported)",
-                      options.server_pid, 0, 1u << 30);
+  command_line.number(
+      "--server-pid",
+      "PID of the server, to report its CPU use (and, with --idle-memory, its RSS) from /proc "
+      "(default: not reported)",
+      options.server_pid, 0, 1u << 30);
+  command_line.flag("--idle-memory",
+                    "only connect N clients, let each join (log in / subscribe) and print the server's RSS "
+                    "growth per idle connection (needs --server-pid)",
+                    options.idle_memory);
   command_line.text("--json", "FILE", "also write the results as JSON to FILE", options.json);
   const auto outcome = command_line.parse(argc, argv);
   if (outcome == iocp_chat::ParseOutcome::help) return 0;
@@ -812,6 +1293,13 @@ int main(int argc, char** argv) {
   if (options.publishers > options.clients) {
     std::fprintf(stderr, "chat_bench: --publishers must not exceed --clients\n");
     return 2;
+  }
+  if (options.idle_memory) {
+    if (options.server_pid == 0) {
+      std::fprintf(stderr, "chat_bench: --idle-memory needs --server-pid\n");
+      return 2;
+    }
+    return iocp_chat::bench::run_idle_memory(options);
   }
   return iocp_chat::bench::run(options);
 }

@@ -10,6 +10,8 @@ packages=(
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
   # tests and micro-benchmarks
   googletest libgtest-dev libbenchmark-dev
+  # the fan-out benchmark's comparison servers and its plots (bench/run_matrix.sh)
+  redis-server nats-server gnuplot-nox
   # the io_uring backend
   liburing-dev
   # the Windows cross build, run under Wine
