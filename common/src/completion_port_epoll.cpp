@@ -112,9 +112,10 @@ class EpollPort final : public CompletionPort {
   std::vector<std::unique_ptr<Registration>> owned_;  ///< Every registration ever made.
   std::vector<Registration*> idle_;                   ///< Closed ones, ready for reuse.
 
-  std::mutex ready_mutex_;        ///< Guards ready_ and sleepers_.
+  std::mutex ready_mutex_;        ///< Guards ready_, sleepers_ and wake_pending_.
   std::deque<Completion> ready_;  ///< Completions waiting for a worker.
   int sleepers_ = 0;              ///< Workers inside epoll_wait right now.
+  bool wake_pending_ = false;     ///< The eventfd was written and not read yet: no need to write again.
 };
 
 EpollPort::EpollPort() {
@@ -278,16 +279,20 @@ void EpollPort::post(CompletionKey key, std::size_t bytes) {
   enqueue(std::span(&completion, 1));
 }
 
+// [epoll-wake]
 void EpollPort::enqueue(std::span<const Completion> completions) {
   if (completions.empty()) return;
   bool wake = false;
   {
     const std::lock_guard lock(ready_mutex_);
     ready_.insert(ready_.end(), completions.begin(), completions.end());
-    wake = sleepers_ > 0;
+    // One wake-up at a time is enough: the woken worker passes the baton on.
+    wake = sleepers_ > 0 && !wake_pending_;
+    if (wake) wake_pending_ = true;
   }
   if (wake) wake_one();
 }
+// [epoll-wake]
 
 void EpollPort::wake_one() {
   const std::uint64_t one = 1;
@@ -402,7 +407,10 @@ std::size_t EpollPort::wait_many(std::span<Completion> out, std::chrono::millise
         std::copy_n(ready_.begin(), count, out.begin());
         ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(count));
         // Pass the baton: if more are waiting, wake another sleeper for them.
-        if (!ready_.empty() && sleepers_ > 0) wake_one();
+        if (!ready_.empty() && sleepers_ > 0 && !wake_pending_) {
+          wake_pending_ = true;
+          wake_one();
+        }
         return count;
       }
       // Counted as a sleeper before the lock is released, so an enqueue that
@@ -425,6 +433,10 @@ std::size_t EpollPort::wait_many(std::span<Completion> out, std::chrono::millise
         // The wake-up eventfd: reset it and re-arm it; the loop rechecks the queue.
         std::uint64_t value = 0;
         [[maybe_unused]] const auto read = ::read(wake_fd_, &value, sizeof value);
+        {
+          const std::lock_guard lock(ready_mutex_);
+          wake_pending_ = false;
+        }
         epoll_event event{};
         event.events = EPOLLIN | EPOLLONESHOT;
         event.data.ptr = nullptr;

@@ -7,16 +7,29 @@
 #include <ctime>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace iocp_chat {
 namespace {
 std::atomic<bool> g_enabled{true};
+std::atomic<bool> g_observed{false};
 std::mutex g_output;
+std::function<void(std::string_view)> g_observer;  // guarded by g_output
 }  // namespace
 
 void set_logging_enabled(bool enabled) noexcept { g_enabled.store(enabled, std::memory_order_relaxed); }
 
+void set_log_observer(std::function<void(std::string_view)> observer) {
+  const std::lock_guard lock(g_output);
+  g_observed.store(static_cast<bool>(observer));
+  g_observer = std::move(observer);
+}
+
 void log_line(std::string_view text) {
+  if (g_observed.load()) {
+    const std::lock_guard lock(g_output);
+    if (g_observer) g_observer(text);
+  }
   if (!g_enabled.load(std::memory_order_relaxed)) return;
   const auto now = std::chrono::system_clock::now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);

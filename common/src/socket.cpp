@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #endif
@@ -242,6 +243,17 @@ void close_with_reset(Socket& socket) noexcept {
 void set_no_delay(const Socket& socket) noexcept {
   const int on = 1;
   ::setsockopt(socket.native(), IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&on), sizeof on);
+}
+
+std::size_t unread_bytes(const Socket& socket) noexcept {
+#ifdef _WIN32
+  u_long count = 0;
+  if (::ioctlsocket(socket.native(), FIONREAD, &count) != 0) return 0;
+#else
+  int count = 0;
+  if (::ioctl(socket.native(), FIONREAD, &count) != 0 || count < 0) return 0;
+#endif
+  return static_cast<std::size_t>(count);
 }
 
 }  // namespace iocp_chat

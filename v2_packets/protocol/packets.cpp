@@ -226,6 +226,8 @@ std::optional<std::size_t> frame_size(std::uint16_t type) noexcept {
   return std::nullopt;
 }
 
+std::uint16_t frame_type(std::span<const std::byte> frame) noexcept { return read_u16(frame, 2); }
+
 std::string_view to_string(PacketType type) noexcept {
   switch (type) {
     case PacketType::login_request:

@@ -71,6 +71,9 @@ enum class ErrorCode : std::uint16_t {
 /// The whole frame size of a type, or std::nullopt for a type that does not exist.
 std::optional<std::size_t> frame_size(std::uint16_t type) noexcept;
 
+/// The type field of a frame's header; the frame holds at least kHeaderSize bytes.
+std::uint16_t frame_type(std::span<const std::byte> frame) noexcept;
+
 /// The spec's name of a packet type: "LOGIN_REQUEST" ... "ERROR".
 std::string_view to_string(PacketType type) noexcept;
 /// "OK", "ID_TAKEN", "INVALID_ID" or "ALREADY_LOGGED_IN".

@@ -4,6 +4,7 @@
 // written with a single call under a lock, so two workers' lines never mix.
 #pragma once
 
+#include <functional>
 #include <string_view>
 
 namespace iocp_chat {
@@ -13,5 +14,10 @@ void log_line(std::string_view text);
 
 /// Silences log_line (tests that start many servers keep their output short).
 void set_logging_enabled(bool enabled) noexcept;
+
+/// Also hands every line's text (without the time stamp) to `observer`, even
+/// while logging is silenced: how a test checks that a reason was logged.
+/// An empty function stops it. The observer runs on the logging thread.
+void set_log_observer(std::function<void(std::string_view)> observer);
 
 }  // namespace iocp_chat

@@ -121,4 +121,8 @@ void close_with_reset(Socket& socket) noexcept;
 /// Disables Nagle's algorithm (TCP_NODELAY): small chat lines leave at once.
 void set_no_delay(const Socket& socket) noexcept;
 
+/// Bytes the OS has received for this socket and nobody has read yet
+/// (ioctlsocket / ioctl FIONREAD); 0 if it cannot tell.
+std::size_t unread_bytes(const Socket& socket) noexcept;
+
 }  // namespace iocp_chat
