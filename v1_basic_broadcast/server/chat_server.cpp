@@ -8,6 +8,7 @@
 #include "chat_server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <string>
 
@@ -20,6 +21,16 @@ namespace {
 /// file descriptors, the listener stays ready and an immediate retry would
 /// spin a worker at 100% CPU without ever succeeding.
 constexpr std::chrono::milliseconds kAcceptRetryPause{100};
+
+// [scheduled-sends]
+/// Most completions a worker takes from the port at once.
+constexpr std::size_t kCompletionBatch = 64;
+
+/// The connections whose sends this thread starts when its batch of
+/// completions is handled; null on a thread that is not a worker (stop()),
+/// which starts each send at once.
+thread_local std::vector<std::shared_ptr<Connection>>* scheduled_sends = nullptr;
+// [scheduled-sends]
 
 std::string clients_text(std::int64_t count) {
   return std::to_string(count) + (count == 1 ? " client" : " clients");
@@ -61,14 +72,30 @@ void ChatServer::start() {
 // [start]
 
 // [worker-loop]
-// The worker loop: wait for the next completion, hand it to its handler,
-// repeat — until a posted (quit) completion arrives.
+// The worker loop: take a batch of completions (GetQueuedCompletionStatusEx),
+// hand each to its handler, then start the sends the batch made necessary —
+// one gathered send per client however many chunks it got — and repeat,
+// until a posted (quit) completion arrives.
 void ChatServer::run_worker() {
-  for (;;) {
-    const std::optional<Completion> completion = port_object_->wait(kWaitForever);
-    if (completion->kind() == OperationKind::posted) return;  // stop() says quit
-    dispatch(*completion);
+  std::vector<std::shared_ptr<Connection>> sends;
+  scheduled_sends = &sends;
+  std::array<Completion, kCompletionBatch> batch;
+  std::size_t quits = 0;
+  while (quits == 0) {
+    const std::size_t count = port_object_->wait_many(batch, kWaitForever);
+    for (const Completion& completion : std::span(batch).first(count)) {
+      if (completion.kind() == OperationKind::posted) {
+        ++quits;  // stop() says quit; finish the batch first
+      } else {
+        dispatch(completion);
+      }
+    }
+    start_scheduled_sends();
   }
+  // stop() posts one quit per worker; a batch may have taken several, so
+  // hand back the ones meant for the others.
+  for (std::size_t i = 1; i < quits; ++i) port_object_->post(0);
+  scheduled_sends = nullptr;
 }
 // [worker-loop]
 
@@ -93,15 +120,21 @@ void ChatServer::dispatch(const Completion& completion) {
 
 // Re-posts an accept unless stop() has begun; under accepting_lock_ so that
 // stop()'s cancel of the listener cannot slip between the check and the post.
+// Once stop() has begun, the accepts parked while out of descriptors end
+// here too (at least one accept is never parked, so this always runs).
 bool ChatServer::repost_accept(AcceptOperation& accept) {
+  std::size_t ended = 1;
   {
     const CriticalSectionLock lock(accepting_lock_);
     if (accepting_) {
       port_object_->start_accept(listener_, accept);
       return true;
     }
+    ended += parked_accepts_.size();
+    parked_accepts_.clear();
+    parked_count_.store(0);
   }
-  accepts_alive_.decrement();
+  for (std::size_t i = 0; i < ended; ++i) accepts_alive_.decrement();
   notify_drained();
   return false;
 }
@@ -110,6 +143,16 @@ bool ChatServer::repost_accept(AcceptOperation& accept) {
 void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion) {
   Socket socket = accept.take_socket();
   if (completion.error) {
+    // Out of descriptors, with a connection waiting: give up the spare, so
+    // that this accept, re-posted at once, can take that connection.
+    // (Each connection so closed is logged as refused; nothing to log here.)
+    if (SpareDescriptor::is_exhaustion(completion.error) && spare_.release()) {
+      repost_accept(accept);
+      return;
+    }
+    // Another accept already has the spare's room: wait, without a worker
+    // asleep, until that connection is dealt with.
+    if (SpareDescriptor::is_exhaustion(completion.error) && park_accept(accept)) return;
     bool accepting = false;
     {
       const CriticalSectionLock lock(accepting_lock_);
@@ -122,11 +165,50 @@ void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion
     repost_accept(accept);
     return;
   }
+  // The spare cannot be taken back: this connection is the one it made room
+  // for (or the process is still out of descriptors). Close it at once.
+  if (!spare_.restore()) {
+    refuse_for_descriptors(std::move(socket));
+    repost_accept(accept);
+    return;
+  }
+  if (parked_count_.load() != 0) repost_parked_accepts();  // descriptors are free again
   // Keep the listener stocked before spending time on the new client.
   repost_accept(accept);
   admit(std::move(socket));
 }
 // [on-accept]
+
+// Parks an accept that failed while another one holds the spare's room;
+// false (the caller pauses instead) if it would be the last accept
+// outstanding, or if stop() has begun: one must always be there to see the
+// next connection, or stop()'s cancel.
+bool ChatServer::park_accept(AcceptOperation& accept) {
+  const CriticalSectionLock lock(accepting_lock_);
+  if (!accepting_ || parked_accepts_.size() + 1 >= accepts_.size()) return false;
+  parked_accepts_.push_back(&accept);
+  parked_count_.store(parked_accepts_.size());
+  return true;
+}
+
+// The spare is back (or was never needed): the parked accepts go back to the listener.
+void ChatServer::repost_parked_accepts() {
+  std::vector<AcceptOperation*> parked;
+  {
+    const CriticalSectionLock lock(accepting_lock_);
+    parked.swap(parked_accepts_);
+    parked_count_.store(0);
+  }
+  for (AcceptOperation* accept : parked) repost_accept(*accept);
+}
+
+// The connection the spare descriptor made room for: closed at once, so its
+// client hears at once that there is no room, and the spare is taken back.
+void ChatServer::refuse_for_descriptors(Socket socket) {
+  log_line("client " + peer_name(socket) + " refused: out of file descriptors");
+  socket.close();
+  if (spare_.restore()) repost_parked_accepts();
+}
 
 // [admit]
 // A new client joins the list and gets its first receive.
@@ -173,9 +255,9 @@ void ChatServer::admit(Socket socket) {
 // [admit]
 
 // [on-receive]
-// Bytes arrived from one client: copy them once, broadcast, receive again.
+// Bytes arrived from one client: broadcast them, receive again.
 void ChatServer::on_receive(Connection& connection, const Completion& completion) {
-  SharedBuffer chunk;
+  std::span<const std::byte> chunk;
   bool done = false;
   {
     const CriticalSectionLock lock(connection.lock);
@@ -186,24 +268,29 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
         // End of stream: the client will send no more, but it may still be
         // reading — its own last line's echo may be queued. Flush, then close.
         connection.flush_then_close = true;
-        if (!connection.sending) begin_close_locked(connection, "client closed the connection");
+        if (connection.outbound.has_pending()) {
+          if (!connection.sending) start_send_locked(connection);  // on_send closes once it is out
+        } else if (!connection.sending) {
+          begin_close_locked(connection, "client closed the connection");
+        }
       } else {
-        chunk = make_shared_buffer(connection.receive.received(completion.bytes));
+        chunk = connection.receive.received(completion.bytes);
       }
     }
-    if (!chunk) {
+    if (chunk.empty()) {
       --connection.outstanding;
       done = completed_locked(connection);
     }
   }
-  if (!chunk) {
+  if (chunk.empty()) {
     if (done) finish(connection);
     return;
   }
 
   // The receive still counts as outstanding here, so the connection cannot be
-  // finished under us; and the next receive starts only after this chunk is
-  // in every queue, which is what keeps each sender's bytes in order.
+  // finished under us, nor its buffer reused; and the next receive starts
+  // only after this chunk is in every queue, which is what keeps each
+  // sender's bytes in order.
   broadcast(chunk);
 
   {
@@ -222,7 +309,7 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
 // [broadcast]
 // Copies the list under the lock (a few pointer copies), then delivers
 // without it: the critical section is never held across I/O.
-void ChatServer::broadcast(const SharedBuffer& chunk) {
+void ChatServer::broadcast(std::span<const std::byte> chunk) {
   std::vector<std::shared_ptr<Connection>> recipients;
   {
     const CriticalSectionLock lock(clients_lock_);
@@ -233,22 +320,22 @@ void ChatServer::broadcast(const SharedBuffer& chunk) {
 // [broadcast]
 
 // [deliver]
-// Queues a chunk for one client; starts a send if none is in flight. Never
-// waits: a client whose queue would pass the bound is dropped instead.
-void ChatServer::deliver(Connection& connection, const SharedBuffer& chunk) {
+// Appends a chunk to one client's queue; its send starts at the end of the
+// worker's batch unless one is in flight. Never waits: a client whose queue
+// would pass the bound is dropped instead.
+void ChatServer::deliver(Connection& connection, std::span<const std::byte> chunk) {
   bool done = false;
   {
     const CriticalSectionLock lock(connection.lock);
     if (connection.closing || connection.flush_then_close)
       return;  // nothing new for a client that is leaving
-    if (connection.queued_bytes + chunk->size() > config_.max_queue_bytes) {
-      begin_close_locked(connection, "slow consumer: " + std::to_string(connection.queued_bytes) +
+    if (connection.outbound.size() + chunk.size() > config_.max_queue_bytes) {
+      begin_close_locked(connection, "slow consumer: " + std::to_string(connection.outbound.size()) +
                                          " bytes waiting, limit " + std::to_string(config_.max_queue_bytes));
       done = completed_locked(connection);
     } else {
-      connection.queued.push_back(chunk);
-      connection.queued_bytes += chunk->size();
-      if (!connection.sending) start_send_locked(connection);
+      connection.outbound.append(chunk);
+      if (!connection.sending) schedule_send_locked(connection);
     }
   }
   if (done) finish(connection);
@@ -256,11 +343,32 @@ void ChatServer::deliver(Connection& connection, const SharedBuffer& chunk) {
 // [deliver]
 
 // [send]
-// Moves everything queued into the send operation: one gathered WSASend.
+// A worker starts the send when its batch is done, so that everything the
+// batch queued for this client leaves in that one send; other threads start it now.
+void ChatServer::schedule_send_locked(Connection& connection) {
+  if (scheduled_sends == nullptr) {
+    start_send_locked(connection);
+  } else if (!connection.send_scheduled) {
+    connection.send_scheduled = true;
+    scheduled_sends->push_back(connection.shared_from_this());
+  }
+}
+
+// The end of a worker's batch: one send for each client that got bytes.
+void ChatServer::start_scheduled_sends() {
+  for (const auto& connection : *scheduled_sends) {
+    const CriticalSectionLock lock(connection->lock);
+    connection->send_scheduled = false;
+    if (!connection->closing && !connection->sending && connection->outbound.has_pending()) {
+      start_send_locked(*connection);
+    }
+  }
+  scheduled_sends->clear();
+}
+
+// Hands everything queued to the send operation: one WSASend.
 void ChatServer::start_send_locked(Connection& connection) {
-  connection.send.clear();
-  for (SharedBuffer& chunk : connection.queued) connection.send.add(std::move(chunk));
-  connection.queued.clear();
+  connection.outbound.start_send(connection.send);
   connection.sending = true;
   ++connection.outstanding;
   port_object_->start_send(connection.socket, connection.send);
@@ -276,12 +384,11 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
     const CriticalSectionLock lock(connection.lock);
     --connection.outstanding;
     connection.sending = false;
-    connection.queued_bytes -= std::min(connection.queued_bytes, connection.send.size());
-    connection.send.clear();
+    connection.outbound.send_completed(connection.send);
     if (!connection.closing) {
       if (completion.error) {
         begin_close_locked(connection, "send failed: " + completion.error.message());
-      } else if (!connection.queued.empty()) {
+      } else if (connection.outbound.has_pending()) {
         start_send_locked(connection);
       } else if (connection.flush_then_close) {
         begin_close_locked(connection, "client closed the connection");  // its queue is flushed
@@ -302,7 +409,7 @@ void ChatServer::begin_close_locked(Connection& connection, std::string reason) 
   if (connection.closing) return;
   connection.closing = true;
   connection.close_reason = std::move(reason);
-  connection.queued.clear();
+  connection.outbound.drop_pending();
   port_object_->cancel(connection.socket);
 }
 // [close]

@@ -3,7 +3,9 @@
 //
 // IOCP ideas shown, in the order a completion meets them:
 //   * a listening socket with several accepts pre-posted (AcceptEx), so a
-//     burst of clients never finds nobody accepting;
+//     burst of clients never finds nobody accepting — and a spare descriptor,
+//     so that an accept failing for want of descriptors (EMFILE) neither
+//     spins nor strands the waiting client: it is accepted and closed;
 //   * worker threads — 2 × hardware threads by default, as in the original —
 //     each looping on the port's wait (GetQueuedCompletionStatus) and
 //     dispatching to the accept / receive / send handlers;
@@ -17,10 +19,14 @@
 //   * each client has a bounded outbound queue and at most one send in
 //     flight; what piles up meanwhile leaves gathered in the next send, and a
 //     client whose queue overflows (a slow consumer) is disconnected alone;
+//   * a worker takes completions in batches (GetQueuedCompletionStatusEx)
+//     and starts the sends its batch made necessary at the end of it: one
+//     gathered send per client per batch, not one per chunk;
 //   * a connection is freed only after its last pending operation completed,
 //     and "closing" is a flag set by the server, never guessed from an error.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -32,7 +38,9 @@
 #include <vector>
 
 #include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/outbound_queue.hpp"
 #include "iocp_chat/socket.hpp"
+#include "iocp_chat/spare_descriptor.hpp"
 #include "iocp_chat/sync.hpp"
 
 namespace iocp_chat::v1 {
@@ -52,7 +60,7 @@ struct ServerConfig {
 
 // [connection]
 /// One connected client: its socket, its two operations, its outbound queue.
-struct Connection {
+struct Connection : std::enable_shared_from_this<Connection> {
   /// Takes the accepted socket.
   explicit Connection(Socket accepted) : socket(std::move(accepted)) {}
 
@@ -61,15 +69,15 @@ struct Connection {
   ReceiveOperation receive;  ///< The one receive kept outstanding (WSARecv's OVERLAPPED + buffer).
   SendOperation send;        ///< The send in flight (WSASend's OVERLAPPED + gathered buffers).
 
-  CriticalSection lock;  ///< Guards everything below; held only to decide, never to wait.
-  std::vector<SharedBuffer> queued GUARDED_BY(lock);  ///< Waiting for the next send.
-  std::size_t queued_bytes GUARDED_BY(lock) = 0;      ///< Bytes queued or in flight: the bound's measure.
-  int outstanding GUARDED_BY(lock) = 0;               ///< Operations started and not yet completed.
-  bool sending GUARDED_BY(lock) = false;              ///< A send is in flight (at most one).
-  bool flush_then_close GUARDED_BY(lock) = false;     ///< Leaving: queue nothing new, flush, close.
-  bool closing GUARDED_BY(lock) = false;              ///< The server decided to close: start nothing new.
-  bool finished GUARDED_BY(lock) = false;             ///< Freed from the list (exactly once).
-  std::string close_reason GUARDED_BY(lock);          ///< Why, for the disconnect log line.
+  CriticalSection lock;                     ///< Guards everything below; held only to decide, never to wait.
+  OutboundQueue outbound GUARDED_BY(lock);  ///< Bytes waiting for the next send, and the ones in flight.
+  int outstanding GUARDED_BY(lock) = 0;     ///< Operations started and not yet completed.
+  bool sending GUARDED_BY(lock) = false;    ///< A send is in flight (at most one).
+  bool send_scheduled GUARDED_BY(lock) = false;    ///< A worker starts its send at the end of its batch.
+  bool flush_then_close GUARDED_BY(lock) = false;  ///< Leaving: queue nothing new, flush, close.
+  bool closing GUARDED_BY(lock) = false;           ///< The server decided to close: start nothing new.
+  bool finished GUARDED_BY(lock) = false;          ///< Freed from the list (exactly once).
+  std::string close_reason GUARDED_BY(lock);       ///< Why, for the disconnect log line.
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
 };
 // [connection]
@@ -107,13 +115,18 @@ class ChatServer {
   void on_accept(AcceptOperation& accept, const Completion& completion);
   void on_receive(Connection& connection, const Completion& completion);
   void on_send(Connection& connection, const Completion& completion);
-  void broadcast(const SharedBuffer& chunk);
-  void deliver(Connection& connection, const SharedBuffer& chunk);
+  void broadcast(std::span<const std::byte> chunk);
+  void deliver(Connection& connection, std::span<const std::byte> chunk);
+  void schedule_send_locked(Connection& connection) REQUIRES(connection.lock);
+  void start_scheduled_sends();
   void start_send_locked(Connection& connection) REQUIRES(connection.lock);
   void begin_close_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
   bool completed_locked(Connection& connection) REQUIRES(connection.lock);
   void finish(Connection& connection);
   bool repost_accept(AcceptOperation& accept);
+  void refuse_for_descriptors(Socket socket);
+  bool park_accept(AcceptOperation& accept);
+  void repost_parked_accepts();
   void admit(Socket socket);
   void notify_drained();
 
@@ -126,6 +139,10 @@ class ChatServer {
 
   CriticalSection accepting_lock_;  ///< Orders re-posting an accept against stop()'s cancel.
   bool accepting_ GUARDED_BY(accepting_lock_) = false;  ///< Accepts may be (re-)posted.
+  SpareDescriptor spare_;  ///< Given up when out of descriptors, to accept and close a waiting connection.
+  std::vector<AcceptOperation*> parked_accepts_
+      GUARDED_BY(accepting_lock_);  ///< Failed while the spare's room was taken; re-posted when it is back.
+  std::atomic<std::size_t> parked_count_{0};  ///< parked_accepts_.size(), read without the lock.
 
   CriticalSection clients_lock_;  ///< Guards the client list (the original's critical section).
   std::list<std::shared_ptr<Connection>> clients_ GUARDED_BY(clients_lock_);  ///< Every live connection.

@@ -10,6 +10,7 @@
 
 #include "chat_server.hpp"
 #include "iocp_chat/command_line.hpp"
+#include "iocp_chat/heap.hpp"
 #include "iocp_chat/log.hpp"
 #include "iocp_chat/shutdown_signal.hpp"
 
@@ -58,6 +59,9 @@ int main(int argc, char** argv) {
 
   // [main-run]
   prepare_shutdown_signal();  // before any thread starts, so every thread inherits it
+  // Outbound buffers of a page or more go back to the OS once sent, so a
+  // burst does not leave the server large (see iocp_chat/heap.hpp).
+  allocate_large_blocks_from_os(4096);
   try {
     NetworkSession network;
     v1::ChatServer server(config);

@@ -77,8 +77,7 @@ class ChatRoom {
   Effects on_frame(const Client& from, std::span<const std::byte> frame, const Reply& reply) {
     // Only the two client-to-server types are accepted; the others are
     // known, but a client has no business sending them.
-    const auto type = static_cast<std::uint16_t>((std::to_integer<unsigned>(frame[2]) << 8) |
-                                                 std::to_integer<unsigned>(frame[3]));
+    const std::uint16_t type = frame_type(frame);
     if (type != static_cast<std::uint16_t>(PacketType::login_request) &&
         type != static_cast<std::uint16_t>(PacketType::chat_request)) {
       return refuse(from, ErrorCode::unknown_type);
@@ -100,6 +99,7 @@ class ChatRoom {
   Effects on_leave(const Client& from) {
     Effects effects;
     const CriticalSectionLock lock(lock_);
+    answered_.erase(from);
     const auto found = sessions_.find(from);
     if (found == sessions_.end()) return effects;
     const std::string id = found->second;
@@ -118,6 +118,20 @@ class ChatRoom {
     const auto found = sessions_.find(client);
     if (found == sessions_.end()) return std::nullopt;
     return found->second;
+  }
+
+  /// How far a client got with logging in, for the server's login timeout.
+  struct LoginProgress {
+    bool logged_in = false;    ///< It holds an id.
+    std::size_t answered = 0;  ///< LOGIN_REQUESTs answered so far (while not logged in).
+  };
+
+  /// The login progress of `client`.
+  LoginProgress login_progress(const Client& client) {
+    const CriticalSectionLock lock(lock_);
+    if (sessions_.contains(client)) return {true, 0};
+    const auto found = answered_.find(client);
+    return {false, found == answered_.end() ? 0 : found->second};
   }
 
   /// How many clients are logged in.
@@ -152,7 +166,11 @@ class ChatRoom {
       status = LoginStatus::id_taken;
     }
     reply(encode_shared(LoginResponse{status, id}));
-    if (status != LoginStatus::ok) return effects;
+    if (status != LoginStatus::ok) {
+      if (status != LoginStatus::already_logged_in) ++answered_[from];  // restarts its login timer
+      return effects;
+    }
+    answered_.erase(from);
 
     sessions_.emplace(from, id);
     holder_of_.emplace(id, from);
@@ -199,7 +217,9 @@ class ChatRoom {
   CriticalSection lock_;  ///< Guards the registry (the server's other critical section).
   std::map<Client, std::string> sessions_ GUARDED_BY(lock_);  ///< Logged-in client → its id.
   std::map<std::string, Client> holder_of_
-      GUARDED_BY(lock_);               ///< Id → the client holding it (ids are unique, byte-exact).
+      GUARDED_BY(lock_);  ///< Id → the client holding it (ids are unique, byte-exact).
+  std::map<Client, std::size_t> answered_
+      GUARDED_BY(lock_);  ///< Not logged in yet → LOGIN_REQUESTs answered (for the login timeout).
   Members members_ GUARDED_BY(lock_);  ///< Snapshot of the logged-in clients.
 };
 

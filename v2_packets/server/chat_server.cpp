@@ -9,6 +9,7 @@
 #include "chat_server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <string>
 
@@ -17,13 +18,47 @@
 namespace iocp_chat::v2 {
 namespace {
 
-/// Pause before re-posting an accept that failed: if the process is out of
-/// file descriptors, the listener stays ready and an immediate retry would
-/// spin a worker at 100% CPU without ever succeeding.
+/// Pause before re-posting an accept that failed (and the spare descriptor
+/// could not help): if the process is out of file descriptors, the listener
+/// stays ready and an immediate retry would spin a worker at 100% CPU without
+/// ever succeeding. The accept is parked, and the sweep re-posts it.
 constexpr std::chrono::milliseconds kAcceptRetryPause{100};
 
 /// How often an idle worker wakes up to look for leaving clients that are overdue.
 constexpr std::chrono::milliseconds kSweepInterval{250};
+
+// [scheduled-sends]
+/// Most completions a worker takes from the port at once.
+constexpr std::size_t kCompletionBatch = 64;
+
+/// The connections whose sends this thread starts when its batch of
+/// completions is handled; null on a thread that is not a worker (stop()),
+/// which starts each send at once.
+thread_local std::vector<std::shared_ptr<Connection>>* scheduled_sends = nullptr;
+// [scheduled-sends]
+
+using Room = ChatRoom<std::shared_ptr<Connection>>;
+
+// [broadcast-run]
+/// Consecutive CHAT_BROADCASTs of one receive that go to the same members,
+/// copied back to back: each recipient's lock is taken once for all of them
+/// instead of once per message.
+struct BroadcastRun {
+  Room::Members to;               ///< The members every frame of the run goes to.
+  std::vector<std::byte> frames;  ///< The encoded frames, in order.
+};
+
+/// Appends a lone broadcast to `run` if it goes to the run's members; false
+/// if it cannot join (the caller delivers the run, then these effects).
+bool join_run(BroadcastRun& run, const Room::Effects& effects) {
+  if (effects.deliveries.size() != 1 || effects.close_sender || !effects.log.empty()) return false;
+  const Room::Delivery& delivery = effects.deliveries.front();
+  if (delivery.except || (!run.frames.empty() && run.to != delivery.to)) return false;
+  run.to = delivery.to;
+  run.frames.insert(run.frames.end(), delivery.frame->begin(), delivery.frame->end());
+  return true;
+}
+// [broadcast-run]
 
 std::string clients_text(std::int64_t count) {
   return std::to_string(count) + (count == 1 ? " client" : " clients");
@@ -65,17 +100,32 @@ void ChatServer::start() {
 // [start]
 
 // [worker-loop]
-// The worker loop: wait for the next completion, hand it to its handler,
-// repeat — until a posted (quit) completion arrives. The wait has a timeout
-// so that some worker regularly looks for leaving clients that are overdue.
+// The worker loop: take a batch of completions (GetQueuedCompletionStatusEx),
+// hand each to its handler, then start the sends the batch made necessary —
+// one gathered send per client however many frames it got — and repeat,
+// until a posted (quit) completion arrives. The wait has a timeout so that
+// some worker regularly looks for leaving clients that are overdue.
 void ChatServer::run_worker() {
-  for (;;) {
-    const std::optional<Completion> completion = port_object_->wait(kSweepInterval);
+  std::vector<std::shared_ptr<Connection>> sends;
+  scheduled_sends = &sends;
+  std::array<Completion, kCompletionBatch> batch;
+  std::size_t quits = 0;
+  while (quits == 0) {
+    const std::size_t count = port_object_->wait_many(batch, kSweepInterval);
     sweep();
-    if (!completion) continue;
-    if (completion->kind() == OperationKind::posted) return;  // stop() says quit
-    dispatch(*completion);
+    for (const Completion& completion : std::span(batch).first(count)) {
+      if (completion.kind() == OperationKind::posted) {
+        ++quits;  // stop() says quit; finish the batch first
+      } else {
+        dispatch(completion);
+      }
+    }
+    start_scheduled_sends();
   }
+  // stop() posts one quit per worker; a batch may have taken several, so
+  // hand back the ones meant for the others.
+  for (std::size_t i = 1; i < quits; ++i) port_object_->post(0);
+  scheduled_sends = nullptr;
 }
 // [worker-loop]
 
@@ -117,15 +167,20 @@ bool ChatServer::repost_accept(AcceptOperation& accept) {
 void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion) {
   Socket socket = accept.take_socket();
   if (completion.error) {
-    bool accepting = false;
-    {
-      const CriticalSectionLock lock(accepting_lock_);
-      accepting = accepting_;
+    // Out of descriptors, with a connection waiting: give up the spare, so
+    // that this accept, re-posted at once, can take that connection.
+    // (Each connection so closed is logged as refused; nothing to log here.)
+    if (SpareDescriptor::is_exhaustion(completion.error) && spare_.release()) {
+      repost_accept(accept);
+      return;
     }
-    if (accepting) {
-      log_line("accept failed: " + completion.error.message() + "; retrying shortly");
-      std::this_thread::sleep_for(kAcceptRetryPause);
-    }
+    park_accept(accept, completion.error);  // the sweep re-posts it after a pause
+    return;
+  }
+  // The spare cannot be taken back: this connection is the one it made room
+  // for (or the process is still out of descriptors). Close it at once.
+  if (!spare_.restore()) {
+    refuse_for_descriptors(std::move(socket));
     repost_accept(accept);
     return;
   }
@@ -134,6 +189,48 @@ void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion
   admit(std::move(socket));
 }
 // [on-accept]
+
+// A failed accept waits kAcceptRetryPause in the parked list instead of
+// putting a worker to sleep; the sweep re-posts it (or, once stop() has
+// begun, lets it go).
+void ChatServer::park_accept(AcceptOperation& accept, const std::error_code& error) {
+  bool accepting = false;
+  {
+    const CriticalSectionLock lock(accepting_lock_);
+    accepting = accepting_;
+    if (accepting) {
+      parked_accepts_.emplace_back(&accept, std::chrono::steady_clock::now() + kAcceptRetryPause);
+    }
+  }
+  if (accepting) {
+    log_line("accept failed: " + error.message() + "; retrying shortly");
+  } else {
+    repost_accept(accept);  // stop() has begun: this accept ends here
+  }
+}
+
+// Called by the sweep: re-posts the parked accepts whose pause is over.
+void ChatServer::repost_parked_accepts(std::chrono::steady_clock::time_point now) {
+  std::vector<AcceptOperation*> due;
+  {
+    const CriticalSectionLock lock(accepting_lock_);
+    const bool accepting = accepting_;
+    std::erase_if(parked_accepts_, [&](const auto& parked) {
+      if (accepting && parked.second > now) return false;
+      due.push_back(parked.first);
+      return true;
+    });
+  }
+  for (AcceptOperation* accept : due) repost_accept(*accept);
+}
+
+// The connection the spare descriptor made room for: closed at once, so its
+// client hears at once that there is no room, and the spare is taken back.
+void ChatServer::refuse_for_descriptors(Socket socket) {
+  log_line("client " + peer_name(socket) + " refused: out of file descriptors");
+  socket.close();
+  spare_.restore();
+}
 
 // [admit]
 // A new client joins the list and gets its first receive. Past
@@ -241,32 +338,53 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
 // [on-receive]
 
 // [handle-frames]
-// Every complete frame goes to the room; its answer is applied at once.
-// Returns false once the connection has started leaving.
+// Every complete frame goes to the room, and its answer is applied in order.
+// Chat messages that go to the same members are gathered into a run and
+// delivered together. Returns false once the connection has started leaving.
 bool ChatServer::handle_frames(Connection& connection) {
   const auto self = connection.shared_from_this();
+  // The room queues a LOGIN_RESPONSE itself, under its lock; deliver() only
+  // appends to this client's queue (its receive is outstanding, so it
+  // cannot be finished from inside).
+  const auto reply = [this, &connection](const SharedBuffer& response) { deliver(connection, *response); };
+  BroadcastRun run;
+  const auto deliver_run = [this, &run] {
+    if (run.frames.empty()) return;
+    for (const auto& recipient : *run.to) deliver(*recipient, run.frames);
+    run.frames.clear();
+  };
+  bool staying = true;
   for (;;) {
     {
       const CriticalSectionLock lock(connection.lock);
-      if (connection.closing || connection.flush_then_close) return false;
+      if (connection.closing || connection.flush_then_close) {
+        staying = false;
+        break;
+      }
     }
     std::span<const std::byte> frame;
     ErrorCode error = ErrorCode::malformed_frame;
     const FrameAssembler::Status status = connection.assembler.next(frame, error);
-    if (status == FrameAssembler::Status::need_more) return true;
-    // The room queues a LOGIN_RESPONSE itself, under its lock; deliver() only
-    // appends to this client's queue (its receive is outstanding, so it
-    // cannot be finished from inside).
-    const auto reply = [this, &connection](const SharedBuffer& response) { deliver(connection, response); };
+    if (status == FrameAssembler::Status::need_more) break;
+    const bool chat = status == FrameAssembler::Status::frame &&
+                      frame_type(frame) == static_cast<std::uint16_t>(PacketType::chat_request);
+    // Anything else may answer the sender at once (a login's reply), so
+    // the run goes out first: the sender hears everything in order.
+    if (!chat) deliver_run();
     const auto effects = status == FrameAssembler::Status::frame ? room_.on_frame(self, frame, reply)
                                                                  : room_.on_bad_stream(self, error);
+    if (chat && join_run(run, effects)) continue;
+    deliver_run();
     apply(connection, effects);
     if (effects.close_sender) {
       const CriticalSectionLock lock(connection.lock);
       start_leaving_locked(connection, effects.log, nullptr);
-      return false;
+      staying = false;
+      break;
     }
   }
+  deliver_run();
+  return staying;
 }
 // [handle-frames]
 
@@ -278,35 +396,33 @@ void ChatServer::apply(Connection& sender, const ChatRoom<std::shared_ptr<Connec
   for (const auto& delivery : effects.deliveries) {
     for (const auto& recipient : *delivery.to) {
       if (delivery.except && *delivery.except == recipient) continue;
-      deliver(*recipient, delivery.frame);
+      deliver(*recipient, *delivery.frame);
     }
   }
 }
 // [apply]
 
 // [deliver]
-// Queues a frame for one client; starts a send if none is in flight. Never
-// waits: a client whose queue would pass the bound is told SLOW_CONSUMER and
-// let go instead.
-void ChatServer::deliver(Connection& connection, const SharedBuffer& frame) {
+// Appends frames to one client's queue; its send starts at the end of the
+// worker's batch unless one is in flight. Never waits: a client whose queue
+// would pass the bound is told SLOW_CONSUMER and let go instead.
+void ChatServer::deliver(Connection& connection, std::span<const std::byte> frames) {
   bool done = false;
   {
     const CriticalSectionLock lock(connection.lock);
     if (connection.closing || connection.flush_then_close)
       return;  // nothing new for a client that is leaving
-    if (connection.queued_bytes + frame->size() > config_.max_queue_bytes) {
+    if (connection.outbound.size() + frames.size() > config_.max_queue_bytes) {
       // What is not in flight yet is dropped; the warning goes out next.
-      for (const SharedBuffer& queued : connection.queued) connection.queued_bytes -= queued->size();
-      connection.queued.clear();
+      connection.outbound.drop_pending();
       start_leaving_locked(
           connection,
           "slow consumer: more than " + std::to_string(config_.max_queue_bytes) + " bytes waiting",
           encode_shared(ErrorPacket{ErrorCode::slow_consumer}));
       done = completed_locked(connection);
     } else {
-      connection.queued.push_back(frame);
-      connection.queued_bytes += frame->size();
-      if (!connection.sending) start_send_locked(connection);
+      connection.outbound.append(frames);
+      if (!connection.sending) schedule_send_locked(connection);
     }
   }
   if (done) finish(connection);
@@ -314,11 +430,32 @@ void ChatServer::deliver(Connection& connection, const SharedBuffer& frame) {
 // [deliver]
 
 // [send]
-// Moves everything queued into the send operation: one gathered WSASend.
+// A worker starts the send when its batch is done, so that everything the
+// batch queued for this client leaves in that one send; other threads start it now.
+void ChatServer::schedule_send_locked(Connection& connection) {
+  if (scheduled_sends == nullptr) {
+    start_send_locked(connection);
+  } else if (!connection.send_scheduled) {
+    connection.send_scheduled = true;
+    scheduled_sends->push_back(connection.shared_from_this());
+  }
+}
+
+// The end of a worker's batch: one send for each client that got frames.
+void ChatServer::start_scheduled_sends() {
+  for (const auto& connection : *scheduled_sends) {
+    const CriticalSectionLock lock(connection->lock);
+    connection->send_scheduled = false;
+    if (!connection->closing && !connection->sending && connection->outbound.has_pending()) {
+      start_send_locked(*connection);
+    }
+  }
+  scheduled_sends->clear();
+}
+
+// Hands everything queued to the send operation: one WSASend.
 void ChatServer::start_send_locked(Connection& connection) {
-  connection.send.clear();
-  for (SharedBuffer& frame : connection.queued) connection.send.add(std::move(frame));
-  connection.queued.clear();
+  connection.outbound.start_send(connection.send);
   connection.sending = true;
   ++connection.outstanding;
   port_object_->start_send(connection.socket, connection.send);
@@ -334,12 +471,11 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
     const CriticalSectionLock lock(connection.lock);
     --connection.outstanding;
     connection.sending = false;
-    connection.queued_bytes -= std::min(connection.queued_bytes, connection.send.size());
-    connection.send.clear();
+    connection.outbound.send_completed(connection.send);
     if (!connection.closing) {
       if (completion.error) {
         begin_close_locked(connection, "send failed: " + completion.error.message());
-      } else if (!connection.queued.empty()) {
+      } else if (connection.outbound.has_pending()) {
         start_send_locked(connection);
       } else if (connection.flush_then_close) {
         finish_leaving_locked(connection);  // its last frames are out
@@ -361,12 +497,9 @@ void ChatServer::start_leaving_locked(Connection& connection, std::string reason
   connection.flush_then_close = true;
   connection.close_reason = std::move(reason);
   connection.leave_by = std::chrono::steady_clock::now() + config_.leave_time;
-  if (last_words) {
-    connection.queued_bytes += last_words->size();
-    connection.queued.push_back(std::move(last_words));
-  }
+  if (last_words) connection.outbound.append(*last_words);
   if (connection.sending) return;  // on_send continues
-  if (!connection.queued.empty()) {
+  if (connection.outbound.has_pending()) {
     start_send_locked(connection);
   } else {
     finish_leaving_locked(connection);
@@ -387,14 +520,16 @@ void ChatServer::finish_leaving_locked(Connection& connection) {
 // [leaving]
 
 // [sweep]
-// Closes leaving clients that did not finish within leave_time. One worker
-// at a time, at most every kSweepInterval.
+// The server's clock: re-posts parked accepts, closes leaving clients that
+// did not finish within leave_time and clients that did not log in within
+// login_timeout. One worker at a time, at most every kSweepInterval.
 void ChatServer::sweep() {
   const auto now = std::chrono::steady_clock::now();
   auto due = next_sweep_.load();
   if (now.time_since_epoch().count() < due) return;
   if (!next_sweep_.compare_exchange_strong(due, (now + kSweepInterval).time_since_epoch().count())) return;
 
+  repost_parked_accepts(now);
   std::vector<std::shared_ptr<Connection>> everyone;
   {
     const CriticalSectionLock lock(clients_lock_);
@@ -409,8 +544,45 @@ void ChatServer::sweep() {
         done = completed_locked(*connection);
       }
     }
-    if (done) finish(*connection);
+    if (done) {
+      finish(*connection);
+    } else {
+      close_if_login_overdue(*connection, now);
+    }
   }
+}
+
+// The login timeout: a connection that has not logged in within
+// login_timeout of its accept, or of the last LOGIN_REQUEST the room
+// answered, leaves without an ERROR (PROTOCOL.md has no code for it). The
+// room knows who is logged in and how many logins it answered; the sweep
+// notices a new answer at most kSweepInterval late, which only lengthens
+// the time allowed. Bytes the server has not read yet also restart the timer.
+void ChatServer::close_if_login_overdue(Connection& connection, std::chrono::steady_clock::time_point now) {
+  if (config_.login_timeout.count() == 0) return;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    if (connection.logged_in || connection.closing || connection.flush_then_close) return;
+  }
+  const auto progress = room_.login_progress(connection.shared_from_this());
+  bool done = false;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    if (progress.logged_in) {
+      connection.logged_in = true;
+    } else if (progress.answered != connection.logins_answered) {
+      connection.logins_answered = progress.answered;
+      connection.login_timer = now;
+    } else if (unread_bytes(connection.socket) > 0) {
+      // Its bytes wait in the socket: the server is behind, not the client
+      // (seen with 10,000 clients logging in at once on the epoll backend).
+      connection.login_timer = now;
+    } else if (now - connection.login_timer >= config_.login_timeout) {
+      begin_close_locked(connection, "login timeout");  // no frame is owed to it
+      done = completed_locked(connection);
+    }
+  }
+  if (done) finish(connection);
 }
 // [sweep]
 
@@ -423,7 +595,7 @@ void ChatServer::begin_close_locked(Connection& connection, std::string reason) 
   if (connection.closing) return;
   connection.closing = true;
   connection.close_reason = std::move(reason);
-  connection.queued.clear();
+  connection.outbound.drop_pending();
   port_object_->cancel(connection.socket);
 }
 // [close]

@@ -13,7 +13,9 @@
 //
 // IOCP ideas shown (as in ver.1), in the order a completion meets them:
 //   * a listening socket with several accepts pre-posted (AcceptEx), so a
-//     burst of clients never finds nobody accepting;
+//     burst of clients never finds nobody accepting — and a spare descriptor,
+//     so that an accept failing for want of descriptors (EMFILE) neither
+//     spins nor strands the waiting client: it is accepted and closed;
 //   * worker threads — 2 × hardware threads by default, as in the original —
 //     each looping on the port's wait (GetQueuedCompletionStatus) and
 //     dispatching to the accept / receive / send handlers;
@@ -27,6 +29,9 @@
 //   * each client has a bounded outbound queue and at most one send in
 //     flight; what piles up meanwhile leaves gathered in the next send, and a
 //     client whose queue overflows (a slow consumer) is disconnected alone;
+//   * a worker takes completions in batches (GetQueuedCompletionStatusEx)
+//     and starts the sends its batch made necessary at the end of it: one
+//     gathered send per client per batch, not one per message;
 //   * a connection is freed only after its last pending operation completed,
 //     and "closing" is a flag set by the server, never guessed from an error.
 #pragma once
@@ -40,12 +45,16 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "chat_room.hpp"
 #include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/outbound_queue.hpp"
 #include "iocp_chat/socket.hpp"
+#include "iocp_chat/spare_descriptor.hpp"
 #include "iocp_chat/sync.hpp"
 #include "packets.hpp"
 
@@ -63,6 +72,13 @@ struct ServerConfig {
   unsigned pre_posted_accepts = 16;        ///< Accepts kept waiting on the listener.
   std::chrono::milliseconds leave_time{
       2000};  ///< How long a leaving client may take to read its last frames.
+  /// A connection that is not logged in this long after it connected, or after
+  /// the last LOGIN_REQUEST the server answered, is closed (no ERROR: the
+  /// protocol has no code for it); 0 = never. 30 s by default: long enough
+  /// for a person in the WinAPI client's login dialog to retype an id after
+  /// ID_TAKEN (the dialog keeps its connection open meanwhile), short enough
+  /// that idle connections cannot pile up and hold descriptors for ever.
+  std::chrono::milliseconds login_timeout{30000};
 };
 // [config]
 
@@ -79,18 +95,23 @@ struct Connection : std::enable_shared_from_this<Connection> {
   FrameAssembler assembler;  ///< Turns the byte stream into frames; used only by the receive's handler.
   bool admitted = false;     ///< Counted as a client (false for one refused with SERVER_FULL).
 
-  CriticalSection lock;  ///< Guards everything below; held only to decide, never to wait.
-  std::vector<SharedBuffer> queued GUARDED_BY(lock);  ///< Waiting for the next send.
-  std::size_t queued_bytes GUARDED_BY(lock) = 0;      ///< Bytes queued or in flight: the bound's measure.
-  int outstanding GUARDED_BY(lock) = 0;               ///< Operations started and not yet completed.
-  bool sending GUARDED_BY(lock) = false;              ///< A send is in flight (at most one).
-  bool flush_then_close GUARDED_BY(lock) = false;     ///< Leaving: queue nothing new, flush, close.
-  bool peer_done GUARDED_BY(lock) = false;            ///< The client's stream ended (0-byte receive).
+  CriticalSection lock;                     ///< Guards everything below; held only to decide, never to wait.
+  OutboundQueue outbound GUARDED_BY(lock);  ///< Frames waiting for the next send, and the one in flight.
+  int outstanding GUARDED_BY(lock) = 0;     ///< Operations started and not yet completed.
+  bool sending GUARDED_BY(lock) = false;    ///< A send is in flight (at most one).
+  bool send_scheduled GUARDED_BY(lock) = false;    ///< A worker starts its send at the end of its batch.
+  bool flush_then_close GUARDED_BY(lock) = false;  ///< Leaving: queue nothing new, flush, close.
+  bool peer_done GUARDED_BY(lock) = false;         ///< The client's stream ended (0-byte receive).
   std::chrono::steady_clock::time_point leave_by GUARDED_BY(lock);  ///< A leaving client is closed by then.
   bool closing GUARDED_BY(lock) = false;      ///< The server decided to close: start nothing new.
   bool finished GUARDED_BY(lock) = false;     ///< Freed from the list (exactly once).
   std::string close_reason GUARDED_BY(lock);  ///< Why, for the disconnect log line.
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
+  /// When the login timer last started: at the accept, and again after each
+  /// answered LOGIN_REQUEST (checked by the sweep, only until logged in).
+  std::chrono::steady_clock::time_point login_timer GUARDED_BY(lock) = std::chrono::steady_clock::now();
+  std::size_t logins_answered GUARDED_BY(lock) = 0;  ///< LOGIN_REQUESTs answered when the sweep last looked.
+  bool logged_in GUARDED_BY(lock) = false;           ///< Seen logged in by the sweep: no timer any more.
 };
 // [connection]
 
@@ -129,7 +150,9 @@ class ChatServer {
   bool handle_frames(Connection& connection);
   void apply(Connection& sender, const ChatRoom<std::shared_ptr<Connection>>::Effects& effects);
   void on_send(Connection& connection, const Completion& completion);
-  void deliver(Connection& connection, const SharedBuffer& frame);
+  void deliver(Connection& connection, std::span<const std::byte> frames);
+  void schedule_send_locked(Connection& connection) REQUIRES(connection.lock);
+  void start_scheduled_sends();
   void start_send_locked(Connection& connection) REQUIRES(connection.lock);
   void begin_close_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
   bool completed_locked(Connection& connection) REQUIRES(connection.lock);
@@ -139,6 +162,10 @@ class ChatServer {
   void sweep();
   void finish(Connection& connection);
   bool repost_accept(AcceptOperation& accept);
+  void park_accept(AcceptOperation& accept, const std::error_code& error);
+  void repost_parked_accepts(std::chrono::steady_clock::time_point now);
+  void refuse_for_descriptors(Socket socket);
+  void close_if_login_overdue(Connection& connection, std::chrono::steady_clock::time_point now);
   void admit(Socket socket);
   void notify_drained();
 
@@ -151,6 +178,10 @@ class ChatServer {
 
   CriticalSection accepting_lock_;  ///< Orders re-posting an accept against stop()'s cancel.
   bool accepting_ GUARDED_BY(accepting_lock_) = false;  ///< Accepts may be (re-)posted.
+  /// Accepts that failed and wait for the sweep to re-post them (a pause, not a worker asleep).
+  std::vector<std::pair<AcceptOperation*, std::chrono::steady_clock::time_point>> parked_accepts_
+      GUARDED_BY(accepting_lock_);
+  SpareDescriptor spare_;  ///< Given up when out of descriptors, to accept and close a waiting connection.
 
   CriticalSection clients_lock_;  ///< Guards the client list (the original's critical section).
   std::list<std::shared_ptr<Connection>> clients_ GUARDED_BY(clients_lock_);  ///< Every live connection.

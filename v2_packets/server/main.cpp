@@ -4,12 +4,14 @@
 // server (port, listener, pre-posted accepts, worker threads), then waits for
 // Ctrl+C / SIGTERM and runs the ordered shutdown; all I/O happens on the
 // worker threads.
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "chat_server.hpp"
 #include "iocp_chat/command_line.hpp"
+#include "iocp_chat/heap.hpp"
 #include "iocp_chat/log.hpp"
 #include "iocp_chat/shutdown_signal.hpp"
 
@@ -20,6 +22,7 @@ int main(int argc, char** argv) {
   std::uint64_t threads = config.threads;
   std::uint64_t max_clients = config.max_clients;
   std::uint64_t max_queue_bytes = config.max_queue_bytes;
+  std::uint64_t login_timeout_ms = static_cast<std::uint64_t>(config.login_timeout.count());
 
   CommandLine options("v2_server",
                       "ver.2 chat server: clients log in with an id and exchange message packets",
@@ -45,6 +48,11 @@ int main(int argc, char** argv) {
       "--max-queue-bytes",
       "bytes waiting for one client before it gets ERROR SLOW_CONSUMER and is dropped (default 8 MiB)",
       max_queue_bytes, 1024, std::uint64_t{1} << 32);
+  options.number(
+      "--login-timeout",
+      "milliseconds a connection may stay without logging in, counted from its connect and again "
+      "from each answered login; then it is closed (default 30000: time to retype an id; 0 = never)",
+      login_timeout_ms, 0, 86400000);
   switch (options.parse(argc, argv)) {
     case ParseOutcome::help:
       return 0;
@@ -57,9 +65,13 @@ int main(int argc, char** argv) {
   config.threads = static_cast<unsigned>(threads);
   config.max_clients = static_cast<std::size_t>(max_clients);
   config.max_queue_bytes = static_cast<std::size_t>(max_queue_bytes);
+  config.login_timeout = std::chrono::milliseconds(login_timeout_ms);
 
   // [main-run]
   prepare_shutdown_signal();  // before any thread starts, so every thread inherits it
+  // Outbound buffers of a page or more go back to the OS once sent, so a
+  // burst does not leave the server large (see iocp_chat/heap.hpp).
+  allocate_large_blocks_from_os(4096);
   try {
     NetworkSession network;
     v2::ChatServer server(config);
