@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz.sh — fuzzing for longer than CI's 30 seconds, by hand: builds the
+# fuzz.sh — fuzzing for longer than CI's 60 seconds, by hand: builds the
 # `fuzz` preset, then runs every fuzz target (the CTest tests labelled fuzz)
 # for SECONDS each, showing libFuzzer's progress as it goes.
 #

@@ -4,7 +4,7 @@
 #   linux  (GCC; the io_uring and epoll backends)
 #   asan   (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   tsan   (ThreadSanitizer, clang, -Wthread-safety)
-#   fuzz   (libFuzzer on the ver.2 decoder, clang + ASan + UBSan, 30 s a target)
+#   fuzz   (libFuzzer on the ver.2 decoder and sessions, clang + ASan + UBSan, 60 s a target)
 #   mingw  (Windows cross build; real IOCP, tests run under Wine)
 #   format (clang-format check of every C++ file)
 #   docs   (the tutorial site with zero Doxygen warnings, then its tests:

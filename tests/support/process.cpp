@@ -369,6 +369,14 @@ bool ChildProcess::wait_for_errors_containing(std::string_view text, std::chrono
   return impl_->errors->wait_for(text, Clock::now() + timeout);
 }
 
+long ChildProcess::pid() const noexcept {
+#ifdef _WIN32
+  return static_cast<long>(GetProcessId(impl_->process));
+#else
+  return static_cast<long>(impl_->pid);
+#endif
+}
+
 std::string ChildProcess::output() const { return impl_->output->text(); }
 
 std::string ChildProcess::errors() const { return impl_->errors->text(); }

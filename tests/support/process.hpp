@@ -54,6 +54,9 @@ class ChildProcess {
   /// timeout passes or the child closes its standard error first.
   bool wait_for_errors_containing(std::string_view text, std::chrono::milliseconds timeout);
 
+  /// The child's process id (for /proc/<pid>/stat, say).
+  long pid() const noexcept;
+
   /// What the child has written to standard output so far.
   std::string output() const;
 

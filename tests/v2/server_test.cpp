@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "chat_server.hpp"
+#include "frame_client.hpp"
 #include "iocp_chat/log.hpp"
 #include "iocp_chat/socket.hpp"
 #include "packets.hpp"
@@ -21,81 +22,10 @@ namespace iocp_chat::v2 {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-/// Generous: a deadline to fail a stuck test, never a performance limit.
-constexpr auto kDeadline = 30s;
-
 using testing_support::eventually;
 
-/// A test client that speaks ver.2 frames over a real socket.
-class FrameClient {
- public:
-  explicit FrameClient(std::uint16_t port) : socket_(connect_to("127.0.0.1", port)) {}
-
-  void send(const Packet& packet) {
-    const std::vector<std::byte> frame = encode(packet);
-    ASSERT_FALSE(send_all(socket_, std::span<const std::byte>(frame)));
-  }
-  void send_raw(std::string_view bytes) { ASSERT_FALSE(send_all(socket_, bytes)); }
-
-  /// The next packet, or std::nullopt at the end of the stream (or the deadline).
-  std::optional<Packet> next() {
-    const auto deadline = Clock::now() + kDeadline;
-    for (;;) {
-      std::span<const std::byte> frame;
-      ErrorCode error = ErrorCode::malformed_frame;
-      const auto status = assembler_.next(frame, error);
-      if (status == FrameAssembler::Status::frame) {
-        Decoded decoded = decode(frame);
-        EXPECT_TRUE(decoded.packet.has_value()) << "the server sent an undecodable frame";
-        return decoded.packet;
-      }
-      EXPECT_NE(status, FrameAssembler::Status::error) << "the server sent a bad frame header";
-      if (status == FrameAssembler::Status::error || Clock::now() > deadline) return std::nullopt;
-      if (!wait_readable(socket_, 100)) continue;
-      std::byte buffer[4096];
-      std::error_code failure;
-      const std::size_t count = receive_some(socket_, buffer, failure);
-      if (failure || count == 0) return std::nullopt;
-      assembler_.feed(std::span(buffer, count));
-    }
-  }
-
-  /// The next packet, which must be of type T.
-  template <typename T>
-  T expect() {
-    const auto packet = next();
-    if (!packet) {
-      ADD_FAILURE() << "connection ended while waiting for " << typeid(T).name();
-      return T{};
-    }
-    if (!std::holds_alternative<T>(*packet)) {
-      ADD_FAILURE() << "expected " << typeid(T).name() << ", got type " << static_cast<int>(type_of(*packet));
-      return T{};
-    }
-    return std::get<T>(*packet);
-  }
-
-  /// Logs in and returns the status.
-  LoginStatus login(const std::string& id) {
-    send(LoginRequest{id});
-    return expect<LoginResponse>().status;
-  }
-
-  /// True when the server closed the connection (after any frames still queued).
-  bool sees_close() {
-    while (auto packet = next()) {
-    }
-    return true;
-  }
-
-  Socket& socket() { return socket_; }
-
- private:
-  Socket socket_;
-  FrameAssembler assembler_;
-};
+/// The ver.2 test client (tests/support/frame_client.hpp), shared with tests/reliability.
+using test::FrameClient;
 
 class V2ServerTest : public testing_support::PortTest {
  protected:
