@@ -100,6 +100,28 @@ TEST_P(V2ServerTest, ASecondLoginIsAlreadyLoggedInAndKeepsTheFirstId) {
   EXPECT_EQ(alice->expect<ChatBroadcast>().user_id, "alice");
 }
 
+// The server gathers a receive's chat messages into one run per recipient;
+// a login in the same segment must still be answered after the broadcasts
+// of the messages sent before it, and before those sent after it.
+TEST_P(V2ServerTest, ALoginAnswerKeepsItsPlaceAmongTheSendersMessages) {
+  start_server();
+  auto alice = member("alice");
+  std::string segment;
+  const auto append = [&segment](const Packet& packet) {
+    const auto frame = encode(packet);
+    segment.append(reinterpret_cast<const char*>(frame.data()), frame.size());
+  };
+  append(ChatRequest{"first"});
+  append(ChatRequest{"second"});
+  append(LoginRequest{"alicia"});
+  append(ChatRequest{"third"});
+  alice->send_raw(segment);  // one segment: the server reads it in one receive
+  EXPECT_EQ(alice->expect<ChatBroadcast>().message, "first");
+  EXPECT_EQ(alice->expect<ChatBroadcast>().message, "second");
+  EXPECT_EQ(alice->expect<LoginResponse>().status, LoginStatus::already_logged_in);
+  EXPECT_EQ(alice->expect<ChatBroadcast>().message, "third");
+}
+
 // Rule 2: CHAT_BROADCAST to every logged-in client, the sender included;
 // a client that is not logged in gets nothing.
 TEST_P(V2ServerTest, ChatReachesEveryLoggedInClientButNotTheOthers) {

@@ -1,0 +1,80 @@
+// outbound_queue_test.cpp — the two-buffer outbound queue: bytes appended
+// while a send is in flight wait for the next send, in order; the bound's
+// measure counts both; an idle queue holds no memory.
+#include "iocp_chat/outbound_queue.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+namespace iocp_chat {
+namespace {
+
+std::span<const std::byte> bytes_of(std::string_view text) { return std::as_bytes(std::span(text)); }
+
+/// What a send operation holds, as text.
+std::string text_of(const SendOperation& send) {
+  std::string text;
+  for (const SharedBuffer& buffer : send.buffers()) {
+    text.append(reinterpret_cast<const char*>(buffer->data()), buffer->size());
+  }
+  return text;
+}
+
+TEST(OutboundQueueTest, BytesAppendedDuringASendWaitForTheNextOneInOrder) {
+  OutboundQueue queue;
+  SendOperation send;
+  EXPECT_FALSE(queue.has_pending());
+  queue.append(bytes_of("one "));
+  queue.append(bytes_of("two "));
+  ASSERT_TRUE(queue.has_pending());
+  queue.start_send(send);
+  EXPECT_EQ(text_of(send), "one two ");
+  EXPECT_EQ(send.buffers().size(), 1U) << "one contiguous buffer, not one per append";
+  EXPECT_TRUE(queue.in_flight());
+  EXPECT_FALSE(queue.has_pending());
+
+  queue.append(bytes_of("three"));  // while "one two " is in flight
+  EXPECT_EQ(text_of(send), "one two ") << "the buffer in flight must not change";
+  EXPECT_EQ(queue.size(), 13U) << "the bound counts pending and in-flight bytes";
+
+  queue.send_completed(send);
+  EXPECT_FALSE(queue.in_flight());
+  EXPECT_EQ(queue.size(), 5U);
+  queue.start_send(send);
+  EXPECT_EQ(text_of(send), "three");
+}
+
+TEST(OutboundQueueTest, DropPendingKeepsWhatIsInFlight) {
+  OutboundQueue queue;
+  SendOperation send;
+  queue.append(bytes_of("sent"));
+  queue.start_send(send);
+  queue.append(bytes_of("dropped"));
+  queue.drop_pending();
+  EXPECT_FALSE(queue.has_pending());
+  EXPECT_EQ(queue.size(), 4U);
+  EXPECT_EQ(text_of(send), "sent");
+  queue.send_completed(send);
+  EXPECT_EQ(queue.size(), 0U);
+}
+
+TEST(OutboundQueueTest, ACompletedSendWithNothingPendingLeavesTheQueueEmpty) {
+  OutboundQueue queue;
+  SendOperation send;
+  queue.append(bytes_of("hello"));
+  queue.start_send(send);
+  queue.send_completed(send);
+  EXPECT_TRUE(send.empty()) << "the operation lets go of the buffer";
+  EXPECT_EQ(queue.size(), 0U);
+  EXPECT_FALSE(queue.has_pending());
+  EXPECT_FALSE(queue.in_flight());
+  // And it is usable again.
+  queue.append(bytes_of("again"));
+  queue.start_send(send);
+  EXPECT_EQ(text_of(send), "again");
+}
+
+}  // namespace
+}  // namespace iocp_chat
