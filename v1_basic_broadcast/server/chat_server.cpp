@@ -355,22 +355,34 @@ void ChatServer::schedule_send_locked(Connection& connection) {
 }
 
 // The end of a worker's batch: one send for each client that got bytes.
+// The send starts after the client's lock is released: a send the socket
+// takes at once runs the whole TCP path right here (epoll), and the workers
+// appending to this client meanwhile should not wait for it.
 void ChatServer::start_scheduled_sends() {
   for (const auto& connection : *scheduled_sends) {
-    const CriticalSectionLock lock(connection->lock);
-    connection->send_scheduled = false;
-    if (!connection->closing && !connection->sending && connection->outbound.has_pending()) {
-      start_send_locked(*connection);
+    bool start = false;
+    {
+      const CriticalSectionLock lock(connection->lock);
+      connection->send_scheduled = false;
+      start = !connection->closing && !connection->sending && connection->outbound.has_pending();
+      if (start) claim_send_locked(*connection);
     }
+    if (start) port_object_->start_send(connection->socket, connection->send);
   }
   scheduled_sends->clear();
 }
 
-// Hands everything queued to the send operation: one WSASend.
-void ChatServer::start_send_locked(Connection& connection) {
+// Hands everything queued to the send operation, which is in flight from
+// now on: nothing else touches it until its completion.
+void ChatServer::claim_send_locked(Connection& connection) {
   connection.outbound.start_send(connection.send);
   connection.sending = true;
   ++connection.outstanding;
+}
+
+// One WSASend of everything queued, started with the lock held (the rarer paths).
+void ChatServer::start_send_locked(Connection& connection) {
+  claim_send_locked(connection);
   port_object_->start_send(connection.socket, connection.send);
 }
 // [send]
@@ -380,6 +392,7 @@ void ChatServer::start_send_locked(Connection& connection) {
 // next one if more piled up meanwhile.
 void ChatServer::on_send(Connection& connection, const Completion& completion) {
   bool done = false;
+  bool start = false;
   {
     const CriticalSectionLock lock(connection.lock);
     --connection.outstanding;
@@ -389,13 +402,15 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
       if (completion.error) {
         begin_close_locked(connection, "send failed: " + completion.error.message());
       } else if (connection.outbound.has_pending()) {
-        start_send_locked(connection);
+        claim_send_locked(connection);  // started below, outside the lock
+        start = true;
       } else if (connection.flush_then_close) {
         begin_close_locked(connection, "client closed the connection");  // its queue is flushed
       }
     }
     done = completed_locked(connection);
   }
+  if (start) port_object_->start_send(connection.socket, connection.send);
   if (done) finish(connection);
 }
 // [on-send]

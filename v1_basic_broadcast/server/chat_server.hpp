@@ -119,6 +119,7 @@ class ChatServer {
   void deliver(Connection& connection, std::span<const std::byte> chunk);
   void schedule_send_locked(Connection& connection) REQUIRES(connection.lock);
   void start_scheduled_sends();
+  void claim_send_locked(Connection& connection) REQUIRES(connection.lock);
   void start_send_locked(Connection& connection) REQUIRES(connection.lock);
   void begin_close_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
   bool completed_locked(Connection& connection) REQUIRES(connection.lock);
