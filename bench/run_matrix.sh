@@ -210,10 +210,12 @@ if ((matrix)); then
   printf 'server\tclients\tmode\trun\texit\tjson\n' >"$out/runs.tsv"
   echo "run_matrix: $total runs of ${warmup}+${duration} s into $out"
   done_runs=0
-  for server in $servers; do
+  # Servers innermost: the servers of one cell run back to back, so a change
+  # in the machine's load (it is shared) hits them all alike, not one server.
+  for run in $(seq "$runs"); do
     for n in $clients; do
       for mode in $modes; do
-        for run in $(seq "$runs"); do
+        for server in $servers; do
           done_runs=$((done_runs + 1))
           id="${server}_n${n}_${mode}_r${run}"
           json="$out/runs/$id.json"

@@ -108,6 +108,8 @@ constexpr unsigned kCompletionEntries = 4 * kSubmissionEntries;
 constexpr unsigned kPeekBatch = 64;
 /// Most buffers handed to one sendmsg (the kernel refuses more than IOV_MAX).
 constexpr std::size_t kMaxSendPieces = IOV_MAX;
+/// The port whose starts on this thread are held for one submission (begin_batch); usually none.
+thread_local const void* batching_port = nullptr;
 /// user_data of the NOP that announces a posted completion (see the layout above).
 constexpr std::uint64_t kPostedTag = 1;
 static_assert(alignof(Operation) > 1, "an Operation's address must never equal kPostedTag");
@@ -198,6 +200,10 @@ class UringPort final : public CompletionPort {
   void post(CompletionKey key, std::size_t bytes) override;
   /// GetQueuedCompletionStatusEx.
   std::size_t wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) override;
+  /// Starts on this thread only prepare their SQEs until end_batch().
+  void begin_batch() override;
+  /// One io_uring_enter for every SQE prepared since begin_batch().
+  void end_batch() override;
 
  private:
   /// Records `operation` as in flight on `socket` and gives it the socket's key.
@@ -375,8 +381,20 @@ void UringPort::submit(NativeSocket socket, Operation& operation) {
       break;
   }
   io_uring_sqe_set_data(sqe, &operation);
+  // Inside a batch the SQE waits in the SQ for end_batch() (or for any
+  // other thread's submission, which takes every SQE that is ready).
+  if (batching_port != this) submit_queued();
+}
+
+// [uring-batch]
+void UringPort::begin_batch() { batching_port = this; }
+
+void UringPort::end_batch() {
+  batching_port = nullptr;
+  const CriticalSectionLock lock(submission_lock_);
   submit_queued();
 }
+// [uring-batch]
 
 // A free SQE. The SQ fills only if the kernel refused earlier submissions
 // for a while; handing those over makes room.

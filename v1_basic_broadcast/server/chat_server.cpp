@@ -359,6 +359,8 @@ void ChatServer::schedule_send_locked(Connection& connection) {
 // takes at once runs the whole TCP path right here (epoll), and the workers
 // appending to this client meanwhile should not wait for it.
 void ChatServer::start_scheduled_sends() {
+  if (scheduled_sends->empty()) return;
+  port_object_->begin_batch();  // io_uring: one system call for all of them
   for (const auto& connection : *scheduled_sends) {
     bool start = false;
     {
@@ -369,6 +371,7 @@ void ChatServer::start_scheduled_sends() {
     }
     if (start) port_object_->start_send(connection->socket, connection->send);
   }
+  port_object_->end_batch();
   scheduled_sends->clear();
 }
 

@@ -278,6 +278,17 @@ class CompletionPort {
   std::optional<Completion> wait(std::chrono::milliseconds timeout = kWaitForever);
   // [port-interface]
 
+  // [port-batch]
+  /// Until end_batch(), the operations this thread starts may wait to reach
+  /// the kernel, so that many go in one system call (io_uring: one
+  /// io_uring_enter for a whole batch of sends). IOCP and epoll start each
+  /// operation at once and ignore it. Keep the span short: nothing blocks
+  /// between the two calls.
+  virtual void begin_batch() {}
+  /// Hands everything started since begin_batch() to the kernel.
+  virtual void end_batch() {}
+  // [port-batch]
+
  protected:
   CompletionPort() = default;
 };
