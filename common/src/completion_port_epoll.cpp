@@ -55,6 +55,11 @@ constexpr std::size_t kMaxSendPieces = 64;
 /// Most epoll events taken by one epoll_wait call.
 constexpr int kMaxEvents = 64;
 
+/// The port whose send completions this thread holds back (begin_batch); usually none.
+thread_local const void* batching_port = nullptr;
+/// The completions held back meanwhile.
+thread_local std::vector<Completion> batched_completions;
+
 /// Milliseconds left until `deadline` for epoll_wait (-1 = forever), rounded up.
 int remaining_ms(bool forever, std::chrono::steady_clock::time_point deadline) {
   if (forever) return -1;
@@ -85,16 +90,22 @@ class EpollPort final : public CompletionPort {
   void close(Socket& socket) override;
   void post(CompletionKey key, std::size_t bytes) override;
   std::size_t wait_many(std::span<Completion> out, std::chrono::milliseconds timeout) override;
+  /// Sends finished at once on this thread hold their completions until end_batch().
+  void begin_batch() override;
+  /// Queues the held completions together.
+  void end_batch() override;
 
  private:
   /// One associated socket: its key and the operations waiting for readiness.
   struct Registration {
-    std::mutex mutex;                      ///< Guards the pending operations below.
-    int fd = -1;                           ///< The socket.
-    CompletionKey key = 0;                 ///< Returned with each completion.
-    std::deque<AcceptOperation*> accepts;  ///< Pre-posted accepts, in order.
-    ReceiveOperation* receive = nullptr;   ///< The pending receive, if any.
-    SendOperation* send = nullptr;         ///< The pending send, if any.
+    std::mutex mutex;       ///< Guards the pending operations below.
+    int fd = -1;            ///< The socket.
+    CompletionKey key = 0;  ///< Returned with each completion.
+    /// Pre-posted accepts, in order (a vector: an empty std::deque would cost
+    /// every connection's registration half a kilobyte).
+    std::vector<AcceptOperation*> accepts;
+    ReceiveOperation* receive = nullptr;  ///< The pending receive, if any.
+    SendOperation* send = nullptr;        ///< The pending send, if any.
   };
 
   Registration& registration_of(const Socket& socket);
@@ -240,8 +251,14 @@ void EpollPort::start_send(const Socket& socket, SendOperation& operation) {
     done = Completion{registration.key, &operation, operation.sent_, error};
   }
   // Delivered only after the registration is released: its owner may close
-  // the socket as soon as it sees this completion.
-  enqueue(std::span(&done, 1));
+  // the socket as soon as it sees this completion. Inside a batch, the
+  // completions wait for end_batch() and are queued together: one lock and
+  // at most one wake-up for the whole batch.
+  if (batching_port == this) {
+    batched_completions.push_back(done);
+  } else {
+    enqueue(std::span(&done, 1));
+  }
 }
 
 // [epoll-cancel]
@@ -271,6 +288,14 @@ void EpollPort::close(Socket& socket) {
     }
   }
   socket.close();
+}
+
+void EpollPort::begin_batch() { batching_port = this; }
+
+void EpollPort::end_batch() {
+  batching_port = nullptr;
+  enqueue(batched_completions);
+  batched_completions.clear();
 }
 
 // PostQueuedCompletionStatus.
@@ -349,7 +374,7 @@ void EpollPort::on_ready(Registration& registration, std::uint32_t events, std::
     const int fd = ::accept4(registration.fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0 && (errno == EINTR || errno == ECONNABORTED)) continue;
     if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    registration.accepts.pop_front();
+    registration.accepts.erase(registration.accepts.begin());
     if (fd >= 0) {
       operation.accepted_ = Socket(fd);
       done.push_back({registration.key, &operation, 0, {}});

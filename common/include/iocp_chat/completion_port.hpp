@@ -281,11 +281,12 @@ class CompletionPort {
   // [port-batch]
   /// Until end_batch(), the operations this thread starts may wait to reach
   /// the kernel, so that many go in one system call (io_uring: one
-  /// io_uring_enter for a whole batch of sends). IOCP and epoll start each
-  /// operation at once and ignore it. Keep the span short: nothing blocks
-  /// between the two calls.
+  /// io_uring_enter for a whole batch of sends), and the completions of
+  /// sends that finish at once may wait to be queued together (epoll: one
+  /// lock and one wake-up). IOCP starts each operation at once and ignores
+  /// it. Keep the span short: nothing blocks between the two calls.
   virtual void begin_batch() {}
-  /// Hands everything started since begin_batch() to the kernel.
+  /// Hands everything started since begin_batch() to the kernel, and queues the held completions.
   virtual void end_batch() {}
   // [port-batch]
 
