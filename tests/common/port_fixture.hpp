@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <ostream>
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/log.hpp"
 #include "iocp_chat/socket.hpp"
 
 namespace iocp_chat {
@@ -69,6 +71,38 @@ class PortTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<CompletionPort> port_;  ///< The backend under test.
 };
 // [port-fixture]
+
+// [server-fixture]
+/// Runs a chat server — ver.1's or ver.2's ChatServer with its ServerConfig —
+/// on the parameter's backend, on 127.0.0.1 and a free port, for each test.
+/// The server's log is silent unless IOCP_CHAT_TEST_LOG is set.
+template <typename Server, typename Config>
+class ServerTest : public PortTest {
+ protected:
+  void SetUp() override {
+    PortTest::SetUp();  // skips if the backend cannot start here
+    port_.reset();      // the server opens its own
+    set_logging_enabled(std::getenv("IOCP_CHAT_TEST_LOG") != nullptr);
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    set_logging_enabled(true);
+  }
+
+  /// Starts the server with `config` on this test's backend (4 workers, any free port).
+  void start_server(Config config = {}) {
+    config.bind_address = "127.0.0.1";
+    config.port = 0;
+    config.backend = GetParam();
+    config.threads = 4;
+    server_ = std::make_unique<Server>(config);
+    server_->start();
+  }
+
+  std::unique_ptr<Server> server_;  ///< The server under test, once started.
+};
+// [server-fixture]
 
 /// Names instantiations after the backend: Backends/PortTest.Name/epoll.
 inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {

@@ -164,35 +164,13 @@ class BystanderPair {
 };
 
 /// Runs a ver.1 ChatServer on the parameter's backend for each test.
-class V1Reliability : public testing_support::PortTest {
+class V1Reliability : public testing_support::ServerTest<ChatServer, ServerConfig> {
  protected:
-  void SetUp() override {
-    PortTest::SetUp();  // skips if the backend cannot start here
-    port_.reset();      // the server opens its own
-    set_logging_enabled(std::getenv("IOCP_CHAT_TEST_LOG") != nullptr);
-  }
-
-  void TearDown() override {
-    if (server_) server_->stop();
-    set_logging_enabled(true);
-  }
-
-  void start_server(ServerConfig config = {}) {
-    config.bind_address = "127.0.0.1";
-    config.port = 0;
-    config.backend = GetParam();
-    config.threads = 4;
-    server_ = std::make_unique<ChatServer>(config);
-    server_->start();
-  }
-
   /// Waits until the server counts `count` clients.
   void wait_for_clients(std::int64_t count) {
     ASSERT_TRUE(eventually([&] { return server_->client_count() == count; }))
         << server_->client_count() << " clients, expected " << count;
   }
-
-  std::unique_ptr<ChatServer> server_;
 };
 
 // ver.1 has no frames, so no byte is "bad": NUL, control characters and

@@ -37,6 +37,7 @@ using Clock = std::chrono::steady_clock;
 using reliability::kDeadline;
 using reliability::LogRecorder;
 using test::FrameClient;
+using test::logged_in_client;
 using testing_support::eventually;
 
 /// The bytes of an encoded packet, as text for send_raw.
@@ -131,33 +132,10 @@ class BystanderPair {
 };
 
 /// Runs a ver.2 ChatServer on the parameter's backend for each test.
-class V2Reliability : public testing_support::PortTest {
+class V2Reliability : public testing_support::ServerTest<ChatServer, ServerConfig> {
  protected:
-  void SetUp() override {
-    PortTest::SetUp();  // skips if the backend cannot start here
-    port_.reset();      // the server opens its own
-    set_logging_enabled(std::getenv("IOCP_CHAT_TEST_LOG") != nullptr);
-  }
-
-  void TearDown() override {
-    if (server_) server_->stop();
-    set_logging_enabled(true);
-  }
-
-  void start_server(ServerConfig config = {}) {
-    config.bind_address = "127.0.0.1";
-    config.port = 0;
-    config.backend = GetParam();
-    config.threads = 4;
-    server_ = std::make_unique<ChatServer>(config);
-    server_->start();
-  }
-
-  std::unique_ptr<FrameClient> member(const std::string& id) {
-    auto client = std::make_unique<FrameClient>(server_->port());
-    EXPECT_EQ(client->login(id), LoginStatus::ok) << id;
-    return client;
-  }
+  /// A connected client logged in as `id` (asserting OK).
+  std::unique_ptr<FrameClient> member(const std::string& id) { return logged_in_client(server_->port(), id); }
 
   /// Sends `bytes` from a new client; expects ERROR `code`, then the close.
   void expect_refused(const std::string& bytes, ErrorCode code, const std::string& what) {
@@ -169,8 +147,6 @@ class V2Reliability : public testing_support::PortTest {
     EXPECT_EQ(std::get<ErrorPacket>(*packet).code, code) << what;
     EXPECT_TRUE(client.sees_close()) << what << ": still open";
   }
-
-  std::unique_ptr<ChatServer> server_;
 };
 
 // --- hostile input ---------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -119,5 +120,12 @@ class FrameClient {
   v2::FrameAssembler assembler_;  ///< Frames from the bytes received so far.
   bool ended_ = false;            ///< The stream ended (end of stream or an error).
 };
+
+/// A new client of the server on `port`, logged in as `id` (a test failure if not OK).
+inline std::unique_ptr<FrameClient> logged_in_client(std::uint16_t port, const std::string& id) {
+  auto client = std::make_unique<FrameClient>(port);
+  EXPECT_EQ(client->login(id), v2::LoginStatus::ok) << id;
+  return client;
+}
 
 }  // namespace iocp_chat::test

@@ -80,28 +80,8 @@ std::string stream_of(const std::string& merged, int sender) {
 
 // [v1-fixture]
 /// Runs a ChatServer on the parameter's backend for each test.
-class V1ServerTest : public testing_support::PortTest {
+class V1ServerTest : public testing_support::ServerTest<ChatServer, ServerConfig> {
  protected:
-  void SetUp() override {
-    PortTest::SetUp();  // skips if the backend cannot start here
-    port_.reset();      // the server opens its own
-    set_logging_enabled(false);
-  }
-
-  void TearDown() override {
-    if (server_) server_->stop();
-    set_logging_enabled(true);
-  }
-
-  void start_server(ServerConfig config = {}) {
-    config.bind_address = "127.0.0.1";
-    config.port = 0;
-    config.backend = GetParam();
-    config.threads = 4;
-    server_ = std::make_unique<ChatServer>(config);
-    server_->start();
-  }
-
   /// Connects `count` clients and waits until the server has admitted them all.
   std::vector<Socket> connect_clients(std::size_t count) {
     const std::int64_t before = server_->client_count();
@@ -113,8 +93,6 @@ class V1ServerTest : public testing_support::PortTest {
         << server_->client_count() - before << " of " << count;
     return clients;
   }
-
-  std::unique_ptr<ChatServer> server_;
 };
 // [v1-fixture]
 

@@ -26,37 +26,12 @@ using testing_support::eventually;
 
 /// The ver.2 test client (tests/support/frame_client.hpp), shared with tests/reliability.
 using test::FrameClient;
+using test::logged_in_client;
 
-class V2ServerTest : public testing_support::PortTest {
+class V2ServerTest : public testing_support::ServerTest<ChatServer, ServerConfig> {
  protected:
-  void SetUp() override {
-    PortTest::SetUp();  // skips if the backend cannot start here
-    port_.reset();      // the server opens its own
-    set_logging_enabled(getenv("IOCP_CHAT_TEST_LOG") != nullptr);
-  }
-
-  void TearDown() override {
-    if (server_) server_->stop();
-    set_logging_enabled(true);
-  }
-
-  void start_server(ServerConfig config = {}) {
-    config.bind_address = "127.0.0.1";
-    config.port = 0;
-    config.backend = GetParam();
-    config.threads = 4;
-    server_ = std::make_unique<ChatServer>(config);
-    server_->start();
-  }
-
   /// A connected client logged in as `id` (asserting OK).
-  std::unique_ptr<FrameClient> member(const std::string& id) {
-    auto client = std::make_unique<FrameClient>(server_->port());
-    EXPECT_EQ(client->login(id), LoginStatus::ok) << id;
-    return client;
-  }
-
-  std::unique_ptr<ChatServer> server_;
+  std::unique_ptr<FrameClient> member(const std::string& id) { return logged_in_client(server_->port(), id); }
 };
 
 // Rule 1: login, LOGIN_RESPONSE, USER_JOINED to the others (not to the joiner).
