@@ -43,6 +43,7 @@
 #include "console_io.hpp"
 #include "iocp_chat/socket.hpp"
 #include "line_assembler.hpp"
+#include "line_schedule.hpp"
 #include "options.hpp"
 
 namespace iocp_chat::v1_client {
@@ -50,6 +51,7 @@ namespace {
 
 // The terminal and the command line are shared with ver.2's client.
 using console::ClientOptions;
+using console::LineSchedule;
 using console::read_input_line;
 using console::write_error;
 using console::write_output;
@@ -224,8 +226,7 @@ int leave(const ClientOptions& options, const Socket& socket, ChatState& state) 
 /// when one of the conditions in the file header is met.
 int chat(const ClientOptions& options, const Socket& socket, ChatState& state) {
   const auto deadline = Clock::now() + options.timeout;  // only used with --expect
-  std::size_t next_script_line = 0;
-  auto next_send_time = Clock::now() + options.delay;
+  LineSchedule schedule(options, Clock::now());
 
   std::unique_lock guard(state.lock);
   for (;;) {
@@ -241,17 +242,7 @@ int chat(const ClientOptions& options, const Socket& socket, ChatState& state) {
 
     // The lines to send now: the next --send line once its delay is over,
     // or whatever the user has typed.
-    std::vector<std::string> outgoing;
-    if (options.scripted()) {
-      if (next_script_line < options.lines_to_send.size() && now >= next_send_time) {
-        outgoing.push_back(options.lines_to_send[next_script_line++]);
-        next_send_time = now + options.delay;
-      }
-    } else {
-      outgoing.assign(std::make_move_iterator(state.typed_lines.begin()),
-                      std::make_move_iterator(state.typed_lines.end()));
-      state.typed_lines.clear();
-    }
+    const std::vector<std::string> outgoing = schedule.take_due(now, state.typed_lines);
     if (!outgoing.empty()) {
       // Never hold the lock across I/O: the receiver needs it to report lines.
       guard.unlock();
@@ -269,16 +260,12 @@ int chat(const ClientOptions& options, const Socket& socket, ChatState& state) {
     // Lines typed before /quit have been sent by now; /quit leaves at once,
     // the end of input only when no --expect is waiting for more lines.
     if (state.quit_requested) break;
-    const bool input_done =
-        options.scripted() ? next_script_line == options.lines_to_send.size() : state.input_ended;
-    if (input_done && !options.expected_lines) break;  // nothing more to say: leave
+    if (schedule.finished(state.input_ended) && !options.expected_lines) break;  // nothing more to say: leave
 
     // Sleep until another thread changes the state, or the next timed event.
-    const bool send_pending = options.scripted() && next_script_line < options.lines_to_send.size();
-    if (options.expected_lines || send_pending) {
-      auto wake_at = options.expected_lines ? deadline : next_send_time;
-      if (send_pending) wake_at = std::min(wake_at, next_send_time);
-      state.changed.wait_until(guard, wake_at);
+    const auto wake_at = schedule.wake_at(options.expected_lines ? std::optional(deadline) : std::nullopt);
+    if (wake_at) {
+      state.changed.wait_until(guard, *wake_at);
     } else {
       state.changed.wait(guard);
     }

@@ -50,6 +50,7 @@
 #include "chat_text.hpp"
 #include "console_io.hpp"
 #include "iocp_chat/socket.hpp"
+#include "line_schedule.hpp"
 #include "options.hpp"
 #include "packets.hpp"
 
@@ -57,6 +58,7 @@ namespace iocp_chat::v2_client {
 namespace {
 
 using console::ClientOptions;
+using console::LineSchedule;
 using console::read_input_line;
 using console::write_error;
 using console::write_output;
@@ -354,8 +356,7 @@ class ChatSession {
   /// Sends lines when they are due and ends the chat when one of the
   /// conditions in the file header is met.
   int converse() {
-    std::size_t next_script_line = 0;
-    auto next_send_time = Clock::now() + options_.delay;  // counted from the login
+    LineSchedule schedule(options_, Clock::now());  // the first --delay counts from the login
 
     std::unique_lock guard(state_.lock);
     for (;;) {
@@ -369,17 +370,7 @@ class ChatSession {
 
       // The lines to send now: the next --send line once its delay is over,
       // or whatever the user has typed.
-      std::vector<std::string> outgoing;
-      if (options_.scripted()) {
-        if (next_script_line < options_.lines_to_send.size() && now >= next_send_time) {
-          outgoing.push_back(options_.lines_to_send[next_script_line++]);
-          next_send_time = now + options_.delay;
-        }
-      } else {
-        outgoing.assign(std::make_move_iterator(state_.typed_lines.begin()),
-                        std::make_move_iterator(state_.typed_lines.end()));
-        state_.typed_lines.clear();
-      }
+      const std::vector<std::string> outgoing = schedule.take_due(now, state_.typed_lines);
       if (!outgoing.empty()) {
         // Never hold the lock across I/O: the receiver needs it to report lines.
         guard.unlock();
@@ -393,16 +384,13 @@ class ChatSession {
       // Lines typed before /quit have been sent by now; /quit leaves at once,
       // the end of input only when no --expect is waiting for more lines.
       if (state_.quit_requested) break;
-      const bool input_done =
-          options_.scripted() ? next_script_line == options_.lines_to_send.size() : state_.input_ended;
-      if (input_done && !options_.expected_lines) break;  // nothing more to say: leave
+      if (schedule.finished(state_.input_ended) && !options_.expected_lines) break;  // nothing more to say
 
       // Sleep until another thread changes the state, or the next timed event.
-      const bool send_pending = options_.scripted() && next_script_line < options_.lines_to_send.size();
-      if (options_.expected_lines || send_pending) {
-        auto wake_at = options_.expected_lines ? deadline_ : next_send_time;
-        if (send_pending) wake_at = std::min(wake_at, next_send_time);
-        state_.changed.wait_until(guard, wake_at);
+      const auto wake_at =
+          schedule.wake_at(options_.expected_lines ? std::optional(deadline_) : std::nullopt);
+      if (wake_at) {
+        state_.changed.wait_until(guard, *wake_at);
       } else {
         state_.changed.wait(guard);
       }
