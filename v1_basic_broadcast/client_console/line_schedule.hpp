@@ -40,6 +40,7 @@ class LineSchedule {
   std::optional<Clock::time_point> wake_at(std::optional<Clock::time_point> deadline) const noexcept;
 
  private:
+  /// True while --send lines remain.
   bool send_pending() const noexcept;
 
   const ClientOptions& options_;  ///< The --send lines and --delay.
