@@ -262,7 +262,10 @@ TEST_P(V2Reliability, FramesCutAtEveryOffsetOrManyInOneSegmentGiveTheSameAnswers
                                           LoginResponse{LoginStatus::already_logged_in, id}};
     EXPECT_EQ(answers(client), expected) << "cut at byte " << cut;
   }
-  // Many frames in one segment, in order.
+  // Many frames in one segment, in order. The clients above have closed;
+  // once the server has let them all go, no USER_LEFT of theirs can come
+  // between these broadcasts.
+  EXPECT_TRUE(eventually([&] { return server_->client_count() == 0; }));
   auto many = member("many");
   std::string segment;
   for (int i = 0; i < 200; ++i) segment += bytes_of(ChatRequest{std::to_string(i)});
