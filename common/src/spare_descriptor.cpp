@@ -57,9 +57,14 @@ bool SpareDescriptor::release() noexcept {
 #else
   const CriticalSectionLock lock(lock_);
   if (descriptor_ < 0) return false;
+  // "Not held" must be visible before the descriptor is free: the moment it
+  // is closed, another worker's accept can take its number, and that
+  // accept's restore() must not see a stale "held" on its fast path and
+  // admit the connection in the spare's room (the spare would then be gone
+  // for good, and every later accept would fail with nothing to give).
+  held_.store(false);
   ::close(descriptor_);
   descriptor_ = -1;
-  held_.store(false);
   return true;
 #endif
 }
