@@ -122,7 +122,8 @@ class BystanderPair {
  public:
   /// Connects both and starts talking.
   explicit BystanderPair(std::uint16_t port) : talker_(port), listener_(port) {}
-  /// Begins once the server has admitted both (so neither misses a line).
+  /// Begins once the server has admitted both (so neither misses a line);
+  /// returns once the listener has received the first line.
   void start() {
     talking_ = std::thread([this] {
       while (!stop_.load()) {
@@ -131,6 +132,10 @@ class BystanderPair {
         std::this_thread::sleep_for(1ms);
       }
     });
+    // The chat is under way before the test does anything to the server
+    // (on a loaded machine the talker's thread may start late).
+    EXPECT_TRUE(eventually([&] { return !listener_.text().empty(); }, kDeadline))
+        << "the bystanders never chatted";
   }
   BystanderPair(const BystanderPair&) = delete;
   BystanderPair& operator=(const BystanderPair&) = delete;

@@ -65,7 +65,7 @@ std::string raw_frame(std::uint16_t type, std::string_view field, std::size_t fi
 /// server must not disturb them.
 class BystanderPair {
  public:
-  /// Logs both in and starts talking and reading.
+  /// Logs both in, starts talking and reading; returns once the first message has arrived.
   explicit BystanderPair(std::uint16_t port) : talker_(port), listener_(port) {
     EXPECT_EQ(talker_.login("bystander1"), LoginStatus::ok);
     EXPECT_EQ(listener_.login("bystander2"), LoginStatus::ok);
@@ -80,6 +80,10 @@ class BystanderPair {
         std::this_thread::sleep_for(1ms);
       }
     });
+    // The chat is under way before the test does anything to the server
+    // (on a loaded machine the talker's thread may start late).
+    EXPECT_TRUE(eventually([&] { return listener_got_.load() > 0; }, kDeadline))
+        << "the bystanders never chatted";
   }
   BystanderPair(const BystanderPair&) = delete;
   BystanderPair& operator=(const BystanderPair&) = delete;
