@@ -25,15 +25,13 @@
 #include <system_error>
 #include <vector>
 
-#include "iocp_chat/os_error.hpp"
 #include "iocp_chat/socket.hpp"
 #include "process.hpp"
+#include "program_checks.hpp"
 #include "server_process.hpp"
 
 #ifndef _WIN32
 #include <sys/socket.h>  // accept
-
-#include <cerrno>
 #endif
 
 namespace {
@@ -239,23 +237,11 @@ TEST(ConsoleClient, ConnectionRefusedExitsOneWithTheOsMessage) {
   const iocp_chat::NetworkSession network;
   const std::string port = std::to_string(free_port());  // nobody listens there now
   const ProcessResult result = run_process(kClientProgram, {"--port", port}, kRunTimeout);
-  EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(result.output, "");
-#ifdef _WIN32
-  const int refused = WSAECONNREFUSED;
-#else
-  const int refused = ECONNREFUSED;
-#endif
-  EXPECT_NE(result.errors.find("cannot connect to 127.0.0.1:" + port), std::string::npos) << result.errors;
-  EXPECT_NE(result.errors.find(iocp_chat::os_error(refused).message()), std::string::npos) << result.errors;
+  iocp_chat::test::expect_connection_refused_exit(result, port);
 }
 
 TEST(ConsoleClient, BadCommandLinesExitTwoWithAMessage) {
-  struct Case {
-    std::vector<std::string> arguments;
-    std::string message;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<iocp_chat::test::BadCommandLine> cases = {
       {{"--bogus"}, "unknown option '--bogus'"},
       {{"localhost"}, "unknown option 'localhost'"},
       {{"--port", "abc"}, "--port expects a whole number from 1 to 65535, got 'abc'"},
@@ -269,13 +255,7 @@ TEST(ConsoleClient, BadCommandLinesExitTwoWithAMessage) {
       {{"--timeout", "100"}, "give --expect too"},
       {{"--host", ""}, "--host needs an address"},
   };
-  for (const Case& bad : cases) {
-    SCOPED_TRACE(bad.arguments.front());
-    const ProcessResult result = run_process(kClientProgram, bad.arguments, kRunTimeout);
-    EXPECT_EQ(result.exit_code, 2);
-    EXPECT_EQ(result.output, "");
-    EXPECT_NE(result.errors.find(bad.message), std::string::npos) << result.errors;
-  }
+  iocp_chat::test::expect_each_rejected(kClientProgram, cases, kRunTimeout);
 }
 
 TEST(ConsoleClient, HelpNamesEveryOptionAndAnExample) {

@@ -30,16 +30,14 @@
 #include <vector>
 
 #include "chat_text.hpp"
-#include "iocp_chat/os_error.hpp"
 #include "iocp_chat/socket.hpp"
 #include "packets.hpp"
 #include "process.hpp"
+#include "program_checks.hpp"
 #include "server_process.hpp"
 
 #ifndef _WIN32
 #include <sys/socket.h>  // accept
-
-#include <cerrno>
 #endif
 
 namespace {
@@ -536,23 +534,11 @@ TEST(V2ConsoleClient, ConnectionRefusedExitsOneWithTheOsMessage) {
   const iocp_chat::NetworkSession network;
   const std::string port = std::to_string(iocp_chat::test::free_port());  // nobody listens there now
   const ProcessResult result = run_process(kClientProgram, {"--port", port, "--id", "alice"}, kRunTimeout);
-  EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(result.output, "");
-#ifdef _WIN32
-  const int refused = WSAECONNREFUSED;
-#else
-  const int refused = ECONNREFUSED;
-#endif
-  EXPECT_NE(result.errors.find("cannot connect to 127.0.0.1:" + port), std::string::npos) << result.errors;
-  EXPECT_NE(result.errors.find(iocp_chat::os_error(refused).message()), std::string::npos) << result.errors;
+  iocp_chat::test::expect_connection_refused_exit(result, port);
 }
 
 TEST(V2ConsoleClient, BadCommandLinesExitTwoWithAMessage) {
-  struct Case {
-    std::vector<std::string> arguments;
-    std::string message;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<iocp_chat::test::BadCommandLine> cases = {
       {{"--bogus"}, "unknown option '--bogus'"},
       {{"--name", "alice"}, "unknown option '--name'"},
       {{"--port", "70000"}, "--port expects a whole number from 1 to 65535, got '70000'"},
@@ -563,13 +549,7 @@ TEST(V2ConsoleClient, BadCommandLinesExitTwoWithAMessage) {
       {{"--id", "x", "--timeout", "100"}, "give --expect too"},
       {{"--expect", "0"}, "--expect expects a whole number from 1"},
   };
-  for (const Case& bad : cases) {
-    SCOPED_TRACE(bad.arguments.front());
-    const ProcessResult result = run_process(kClientProgram, bad.arguments, kRunTimeout);
-    EXPECT_EQ(result.exit_code, 2);
-    EXPECT_EQ(result.output, "");
-    EXPECT_NE(result.errors.find(bad.message), std::string::npos) << result.errors;
-  }
+  iocp_chat::test::expect_each_rejected(kClientProgram, cases, kRunTimeout);
 }
 
 TEST(V2ConsoleClient, HelpNamesEveryOptionAndAnExample) {
