@@ -5,8 +5,10 @@
 //  - Dialogs from resources: DialogBoxParamW builds the window from the
 //    IDD_CHAT template in client_win32.rc and runs a modal message loop
 //    (GetMessage, IsDialogMessage, DispatchMessage) until EndDialog. Every
-//    event — a click, the Enter key, a socket event — reaches dialog_proc
-//    through that loop, one at a time, on this one thread.
+//    event — a click, the Enter key, a socket event — reaches the dialog
+//    procedure through that loop, one at a time, on this one thread, and
+//    from there handle_message. The dialog procedure, and the DWLP_USER
+//    slot that leads it to this object, are ModalDialog's (modal_dialog.hpp).
 //  - WSAAsyncSelect: Winsock posts kSocketMessage to this dialog for every
 //    socket event; the dialog passes it to its AsyncClientSocket, which
 //    handles the first three traps of WSAAsyncSelect (FD_WRITE, FD_CLOSE
@@ -35,29 +37,10 @@ constexpr WPARAM kMaxInputChars = 1000;
 }  // namespace
 
 ChatDialog::ChatDialog(ClientOptions options)
-    : options_(std::move(options)), connection_(*this), transcript_(options_.log_path) {}
-
-// [run-dialog]
-INT_PTR ChatDialog::run(HINSTANCE instance) {
-  // The last argument reaches dialog_proc as WM_INITDIALOG's lParam: that is
-  // how the static window procedure finds this object.
-  return DialogBoxParamW(instance, MAKEINTRESOURCEW(IDD_CHAT), nullptr, &ChatDialog::dialog_proc,
-                         reinterpret_cast<LPARAM>(this));
-}
-// [run-dialog]
-
-// [dialog-proc]
-INT_PTR CALLBACK ChatDialog::dialog_proc(HWND window, UINT message, WPARAM wparam, LPARAM lparam) {
-  if (message == WM_INITDIALOG) {
-    // Keep the object pointer in the window's DWLP_USER slot for later messages.
-    SetWindowLongPtrW(window, DWLP_USER, lparam);
-    reinterpret_cast<ChatDialog*>(lparam)->window_ = window;
-  }
-  auto* self = reinterpret_cast<ChatDialog*>(GetWindowLongPtrW(window, DWLP_USER));
-  if (self == nullptr) return FALSE;  // a message before WM_INITDIALOG (WM_SETFONT)
-  return self->handle_message(message, wparam, lparam);
-}
-// [dialog-proc]
+    : ModalDialog(IDD_CHAT),
+      options_(std::move(options)),
+      connection_(*this),
+      transcript_(options_.log_path) {}
 
 // [handle-message]
 INT_PTR ChatDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) {
@@ -78,7 +61,7 @@ INT_PTR ChatDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) {
           on_send_button();
           return TRUE;
         case IDCANCEL:
-          EndDialog(window_, 0);  // leaves DialogBoxParamW's loop; the destructor closes the socket
+          EndDialog(window(), 0);  // leaves DialogBoxParamW's loop; the destructor closes the socket
           return TRUE;
         default:
           return FALSE;
@@ -97,11 +80,11 @@ INT_PTR ChatDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) {
 // [handle-message]
 
 void ChatDialog::on_init_dialog() {
-  SetDlgItemTextW(window_, IDC_HOST, options_.host.c_str());
-  SetDlgItemInt(window_, IDC_PORT, options_.port, FALSE);
-  SendDlgItemMessageW(window_, IDC_MESSAGE, EM_SETLIMITTEXT, kMaxInputChars, 0);
+  SetDlgItemTextW(window(), IDC_HOST, options_.host.c_str());
+  SetDlgItemInt(window(), IDC_PORT, options_.port, FALSE);
+  SendDlgItemMessageW(window(), IDC_MESSAGE, EM_SETLIMITTEXT, kMaxInputChars, 0);
   update_controls();
-  SetFocus(GetDlgItem(window_, IDC_MESSAGE));
+  SetFocus(GetDlgItem(window(), IDC_MESSAGE));
   if (options_.connect_at_start) start_connect();
 }
 
@@ -118,7 +101,7 @@ void ChatDialog::on_send_button() {
     show_status(L"not connected: press Connect first");
     return;
   }
-  HWND edit = GetDlgItem(window_, IDC_MESSAGE);
+  HWND edit = GetDlgItem(window(), IDC_MESSAGE);
   std::wstring text(static_cast<std::size_t>(GetWindowTextLengthW(edit)) + 1, L'\0');
   text.resize(static_cast<std::size_t>(GetWindowTextW(edit, text.data(), static_cast<int>(text.size()))));
   if (text.empty()) return;
@@ -137,14 +120,14 @@ void ChatDialog::on_send_button() {
 
 void ChatDialog::start_connect() {
   wchar_t host[256] = {};
-  GetDlgItemTextW(window_, IDC_HOST, host, static_cast<int>(std::size(host)));
+  GetDlgItemTextW(window(), IDC_HOST, host, static_cast<int>(std::size(host)));
   BOOL port_ok = FALSE;
-  const UINT port = GetDlgItemInt(window_, IDC_PORT, &port_ok, FALSE);
+  const UINT port = GetDlgItemInt(window(), IDC_PORT, &port_ok, FALSE);
   if (!port_ok || port == 0 || port > 65535) {
     show_status(L"the port must be a number from 1 to 65535");
     return;
   }
-  if (connection_.connect(window_, kSocketMessage, host, static_cast<std::uint16_t>(port))) {
+  if (connection_.connect(window(), kSocketMessage, host, static_cast<std::uint16_t>(port))) {
     update_controls();
     show_status(L"connecting to " + connection_.server_name());
   }
@@ -173,7 +156,7 @@ void ChatDialog::show_received(std::string_view bytes) {
 
 void ChatDialog::show_line(std::wstring_view line) {
   const std::wstring text(line);  // LB_ADDSTRING needs a NUL-terminated string
-  HWND list = GetDlgItem(window_, IDC_MESSAGES);
+  HWND list = GetDlgItem(window(), IDC_MESSAGES);
   SendMessageW(list, LB_ADDSTRING, 0, reinterpret_cast<LPARAM>(text.c_str()));
   while (SendMessageW(list, LB_GETCOUNT, 0, 0) > kMaxShownLines) {
     SendMessageW(list, LB_DELETESTRING, 0, 0);  // forget the oldest line
@@ -193,12 +176,12 @@ void ChatDialog::update_controls() {
   // Address and port can change only while there is no connection.
   const AsyncClientSocket::State state = connection_.state();
   const bool idle = state == AsyncClientSocket::State::kClosed;
-  EnableWindow(GetDlgItem(window_, IDC_HOST), idle);
-  EnableWindow(GetDlgItem(window_, IDC_PORT), idle);
+  EnableWindow(GetDlgItem(window(), IDC_HOST), idle);
+  EnableWindow(GetDlgItem(window(), IDC_PORT), idle);
   const wchar_t* label = idle                                             ? L"Connect"
                          : state == AsyncClientSocket::State::kConnecting ? L"Cancel"
                                                                           : L"Disconnect";
-  SetDlgItemTextW(window_, IDC_CONNECT, label);
+  SetDlgItemTextW(window(), IDC_CONNECT, label);
 }
 
 }  // namespace iocp_chat::v1

@@ -12,6 +12,11 @@
 // This is the client side of the original 2018 design ("WSAAsyncSelect for
 // asynchronous send/receive, a message queue of what to send"); the server
 // side of the completion model is in v1_basic_broadcast/server/.
+//
+// The dialog plumbing itself (DialogBoxParamW, the static dialog procedure,
+// the object kept in DWLP_USER) is written once, in ModalDialog
+// (modal_dialog.hpp), for this dialog and ver.2's two; this class keeps only
+// what is its own: the messages it handles and what they do.
 #pragma once
 
 // Winsock 2 first: windows.h would otherwise bring the old winsock.h.
@@ -26,6 +31,7 @@
 
 #include "async_client_socket.hpp"
 #include "line_assembler.hpp"
+#include "modal_dialog.hpp"
 #include "transcript.hpp"
 
 namespace iocp_chat::v1 {
@@ -39,8 +45,8 @@ struct ClientOptions {
 };
 
 /// The chat window: owns the connection and the transcript; lives exactly
-/// as long as the modal dialog.
-class ChatDialog final : private SocketEvents {
+/// as long as the modal dialog that run() (from ModalDialog) shows.
+class ChatDialog final : public ModalDialog<ChatDialog>, private SocketEvents {
  public:
   /// Keeps the options; opens the --log transcript if one was asked for.
   explicit ChatDialog(ClientOptions options);
@@ -48,16 +54,14 @@ class ChatDialog final : private SocketEvents {
   ChatDialog(const ChatDialog&) = delete;
   ChatDialog& operator=(const ChatDialog&) = delete;
 
-  /// Shows the dialog and runs its message loop until it is closed
-  /// (DialogBoxParamW); returns the dialog's result, -1 if it could not open.
-  INT_PTR run(HINSTANCE instance);
-
  private:
+  /// ModalDialog's dialog procedure hands every message to handle_message.
+  friend class ModalDialog<ChatDialog>;
+
   /// The window message Winsock posts for socket events (WSAAsyncSelect's
   /// wMsg). WM_APP and above are free for a program's own messages.
   static constexpr UINT kSocketMessage = WM_APP + 1;
 
-  static INT_PTR CALLBACK dialog_proc(HWND window, UINT message, WPARAM wparam, LPARAM lparam);
   INT_PTR handle_message(UINT message, WPARAM wparam, LPARAM lparam);
 
   // User interface events (WM_INITDIALOG, WM_COMMAND).
@@ -78,7 +82,6 @@ class ChatDialog final : private SocketEvents {
   void update_controls();
 
   ClientOptions options_;         ///< Start-up settings.
-  HWND window_ = nullptr;         ///< The dialog, once WM_INITDIALOG ran.
   AsyncClientSocket connection_;  ///< The socket and its outbound byte queue.
   LineAssembler incoming_;        ///< Received bytes until their "\n" arrives.
   Transcript transcript_;         ///< --log file (inactive without --log).

@@ -1,7 +1,8 @@
 // chat_dialog.cpp — the ver.2 chat dialog: typed lines out as CHAT_REQUESTs,
 // packets in as lines of the list box; see chat_dialog.hpp.
 //
-// WinAPI calls used: DialogBoxParamW / EndDialog (the modal dialog),
+// WinAPI calls used: EndDialog (DialogBoxParamW and the dialog procedure
+// are ModalDialog's: v1_basic_broadcast/client_win32/modal_dialog.hpp),
 // GetWindowTextW / SetWindowTextW (the edit box), LB_ADDSTRING,
 // LB_DELETESTRING and LB_SETTOPINDEX sent with SendMessageW (the list box),
 // EnableWindow (nothing to send once the connection is gone).
@@ -36,28 +37,10 @@ constexpr WPARAM kMaxInputChars = 1000;
 }  // namespace
 
 ChatDialog::ChatDialog(ServerConnection& connection, v1::Transcript& transcript, std::string user_id)
-    : connection_(connection), transcript_(transcript), user_id_(std::move(user_id)) {}
+    : ModalDialog(IDD_CHAT), connection_(connection), transcript_(transcript), user_id_(std::move(user_id)) {}
 
 ChatDialog::~ChatDialog() {
   if (connection_.listener() == this) connection_.set_listener(nullptr);
-}
-
-INT_PTR ChatDialog::run(HINSTANCE instance) {
-  // The last argument reaches dialog_proc as WM_INITDIALOG's lParam: that is
-  // how the static dialog procedure finds this object.
-  return DialogBoxParamW(instance, MAKEINTRESOURCEW(IDD_CHAT), nullptr, &ChatDialog::dialog_proc,
-                         reinterpret_cast<LPARAM>(this));
-}
-
-INT_PTR CALLBACK ChatDialog::dialog_proc(HWND window, UINT message, WPARAM wparam, LPARAM lparam) {
-  if (message == WM_INITDIALOG) {
-    // Keep the object pointer in the window's DWLP_USER slot for later messages.
-    SetWindowLongPtrW(window, DWLP_USER, lparam);
-    reinterpret_cast<ChatDialog*>(lparam)->window_ = window;
-  }
-  auto* self = reinterpret_cast<ChatDialog*>(GetWindowLongPtrW(window, DWLP_USER));
-  if (self == nullptr) return FALSE;  // a message before WM_INITDIALOG (WM_SETFONT)
-  return self->handle_message(message, wparam, lparam);
 }
 
 INT_PTR ChatDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) {
@@ -79,7 +62,7 @@ INT_PTR ChatDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) {
         case IDCANCEL:
           // Leaves DialogBoxParamW's loop; main then destroys the connection,
           // and the server tells the others USER_LEFT.
-          EndDialog(window_, IDCANCEL);
+          EndDialog(window(), IDCANCEL);
           return TRUE;
         default:
           return FALSE;
@@ -92,9 +75,9 @@ INT_PTR ChatDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) {
 
 void ChatDialog::on_init_dialog() {
   const std::wstring who = L"Logged in as " + shown(user_id_) + L" at " + connection_.server_name();
-  SetDlgItemTextW(window_, IDC_WHO, who.c_str());
-  SendDlgItemMessageW(window_, IDC_MESSAGE, EM_SETLIMITTEXT, kMaxInputChars, 0);
-  SetFocus(GetDlgItem(window_, IDC_MESSAGE));
+  SetDlgItemTextW(window(), IDC_WHO, who.c_str());
+  SendDlgItemMessageW(window(), IDC_MESSAGE, EM_SETLIMITTEXT, kMaxInputChars, 0);
+  SetFocus(GetDlgItem(window(), IDC_MESSAGE));
   show_status(L"logged in as " + shown(user_id_) + L" at " + connection_.server_name());
   // Listen from now on; packets that came right after LOGIN_RESPONSE (and
   // a close, if the connection already ended) are handed over at once.
@@ -107,7 +90,7 @@ void ChatDialog::on_send_button() {
     show_status(L"not connected: close this window and log in again");
     return;
   }
-  HWND edit = GetDlgItem(window_, IDC_MESSAGE);
+  HWND edit = GetDlgItem(window(), IDC_MESSAGE);
   std::wstring text(static_cast<std::size_t>(GetWindowTextLengthW(edit)) + 1, L'\0');
   text.resize(static_cast<std::size_t>(GetWindowTextW(edit, text.data(), static_cast<int>(text.size()))));
   if (text.empty()) return;
@@ -160,13 +143,13 @@ void ChatDialog::on_packet(const Packet& packet) {
 
 void ChatDialog::on_disconnected(std::wstring_view reason) {
   show_status(reason);
-  EnableWindow(GetDlgItem(window_, IDC_MESSAGE), FALSE);
-  EnableWindow(GetDlgItem(window_, IDC_SEND), FALSE);
+  EnableWindow(GetDlgItem(window(), IDC_MESSAGE), FALSE);
+  EnableWindow(GetDlgItem(window(), IDC_SEND), FALSE);
 }
 
 void ChatDialog::show_line(std::wstring_view line) {
   const std::wstring text(line);  // LB_ADDSTRING needs a NUL-terminated string
-  HWND list = GetDlgItem(window_, IDC_MESSAGES);
+  HWND list = GetDlgItem(window(), IDC_MESSAGES);
   SendMessageW(list, LB_ADDSTRING, 0, reinterpret_cast<LPARAM>(text.c_str()));
   while (SendMessageW(list, LB_GETCOUNT, 0, 0) > kMaxShownLines) {
     SendMessageW(list, LB_DELETESTRING, 0, 0);  // forget the oldest line

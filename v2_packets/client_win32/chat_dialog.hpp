@@ -10,7 +10,10 @@
 //
 // WinAPI idea: the same dialog as ver.1 (a list box, an edit box, Send as
 // the default button), but the socket's messages go to the connection's
-// own window (server_connection.hpp), which hands this dialog packets.
+// own window (server_connection.hpp), which hands this dialog packets. The
+// dialog plumbing (DialogBoxParamW, the dialog procedure, the object in
+// DWLP_USER) is ver.1's ModalDialog (modal_dialog.hpp), as for the login
+// dialog.
 #pragma once
 
 // Winsock 2 first: windows.h would otherwise bring the old winsock.h.
@@ -22,12 +25,14 @@
 #include <string_view>
 
 #include "server_connection.hpp"
+#include "v1_basic_broadcast/client_win32/modal_dialog.hpp"
 #include "v1_basic_broadcast/client_win32/transcript.hpp"
 
 namespace iocp_chat::v2 {
 
-/// The chat window; lives exactly as long as the modal dialog.
-class ChatDialog final : private PacketListener {
+/// The chat window; lives exactly as long as the modal dialog that run()
+/// (from ModalDialog) shows.
+class ChatDialog final : public v1::ModalDialog<ChatDialog>, private PacketListener {
  public:
   /// `connection` (logged in as `user_id`, UTF-8) and `transcript` must outlive the dialog.
   ChatDialog(ServerConnection& connection, v1::Transcript& transcript, std::string user_id);
@@ -36,12 +41,10 @@ class ChatDialog final : private PacketListener {
   ChatDialog(const ChatDialog&) = delete;
   ChatDialog& operator=(const ChatDialog&) = delete;
 
-  /// Shows the dialog until it is closed (DialogBoxParamW); returns the
-  /// dialog's result, -1 if it could not open.
-  INT_PTR run(HINSTANCE instance);
-
  private:
-  static INT_PTR CALLBACK dialog_proc(HWND window, UINT message, WPARAM wparam, LPARAM lparam);
+  /// ModalDialog's dialog procedure hands every message to handle_message.
+  friend class v1::ModalDialog<ChatDialog>;
+
   INT_PTR handle_message(UINT message, WPARAM wparam, LPARAM lparam);
 
   // User interface events (WM_INITDIALOG, WM_COMMAND).
@@ -60,7 +63,6 @@ class ChatDialog final : private PacketListener {
   ServerConnection& connection_;  ///< Logged in; shared with the login dialog before.
   v1::Transcript& transcript_;    ///< --log: every line of the list is copied there.
   std::string user_id_;           ///< Who this client is (UTF-8), for the header line.
-  HWND window_ = nullptr;         ///< The dialog, once WM_INITDIALOG ran.
 };
 
 }  // namespace iocp_chat::v2

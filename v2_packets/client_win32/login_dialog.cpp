@@ -1,7 +1,8 @@
 // login_dialog.cpp — the ver.2 login dialog: connect, send the login-ID
 // packet, and react to LOGIN_RESPONSE; see login_dialog.hpp.
 //
-// WinAPI calls used: DialogBoxParamW / EndDialog (the modal dialog),
+// WinAPI calls used: EndDialog (DialogBoxParamW and the dialog procedure
+// are ModalDialog's: v1_basic_broadcast/client_win32/modal_dialog.hpp),
 // GetDlgItemTextW / SetDlgItemTextW / GetDlgItemInt (the fields),
 // EnableWindow (what can be pressed while a login is under way),
 // EM_SETSEL + SetFocus (the id selected again after a refusal).
@@ -29,28 +30,13 @@ constexpr WPARAM kMaxIdChars = 16;
 }  // namespace
 
 LoginDialog::LoginDialog(ServerConnection& connection, v1::Transcript& transcript, LoginOptions options)
-    : connection_(connection), transcript_(transcript), options_(std::move(options)) {}
+    : ModalDialog(IDD_LOGIN),
+      connection_(connection),
+      transcript_(transcript),
+      options_(std::move(options)) {}
 
 LoginDialog::~LoginDialog() {
   if (connection_.listener() == this) connection_.set_listener(nullptr);
-}
-
-INT_PTR LoginDialog::run(HINSTANCE instance) {
-  // The last argument reaches dialog_proc as WM_INITDIALOG's lParam: that is
-  // how the static dialog procedure finds this object.
-  return DialogBoxParamW(instance, MAKEINTRESOURCEW(IDD_LOGIN), nullptr, &LoginDialog::dialog_proc,
-                         reinterpret_cast<LPARAM>(this));
-}
-
-INT_PTR CALLBACK LoginDialog::dialog_proc(HWND window, UINT message, WPARAM wparam, LPARAM lparam) {
-  if (message == WM_INITDIALOG) {
-    // Keep the object pointer in the window's DWLP_USER slot for later messages.
-    SetWindowLongPtrW(window, DWLP_USER, lparam);
-    reinterpret_cast<LoginDialog*>(lparam)->window_ = window;
-  }
-  auto* self = reinterpret_cast<LoginDialog*>(GetWindowLongPtrW(window, DWLP_USER));
-  if (self == nullptr) return FALSE;  // a message before WM_INITDIALOG (WM_SETFONT)
-  return self->handle_message(message, wparam, lparam);
 }
 
 INT_PTR LoginDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) {
@@ -70,7 +56,7 @@ INT_PTR LoginDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) 
           on_login_button();
           return TRUE;
         case IDCANCEL:
-          EndDialog(window_, IDCANCEL);
+          EndDialog(window(), IDCANCEL);
           return TRUE;
         default:
           return FALSE;
@@ -83,12 +69,12 @@ INT_PTR LoginDialog::handle_message(UINT message, WPARAM wparam, LPARAM lparam) 
 
 void LoginDialog::on_init_dialog() {
   connection_.set_listener(this);
-  SetDlgItemTextW(window_, IDC_HOST, options_.host.c_str());
-  SetDlgItemInt(window_, IDC_PORT, options_.port, FALSE);
-  SetDlgItemTextW(window_, IDC_USER_ID, options_.user_id.c_str());
-  SendDlgItemMessageW(window_, IDC_USER_ID, EM_SETLIMITTEXT, kMaxIdChars, 0);
+  SetDlgItemTextW(window(), IDC_HOST, options_.host.c_str());
+  SetDlgItemInt(window(), IDC_PORT, options_.port, FALSE);
+  SetDlgItemTextW(window(), IDC_USER_ID, options_.user_id.c_str());
+  SendDlgItemMessageW(window(), IDC_USER_ID, EM_SETLIMITTEXT, kMaxIdChars, 0);
   update_controls();
-  SetFocus(GetDlgItem(window_, IDC_USER_ID));
+  SetFocus(GetDlgItem(window(), IDC_USER_ID));
   if (options_.login_at_start) on_login_button();
 }
 
@@ -100,7 +86,7 @@ void LoginDialog::on_login_button() {
   // (no space, no control character) is the server's to say: INVALID_ID.
   // All of it (GetWindowTextLengthW): an over-long --id must be refused,
   // not silently cut to the box's limit.
-  HWND id_box = GetDlgItem(window_, IDC_USER_ID);
+  HWND id_box = GetDlgItem(window(), IDC_USER_ID);
   std::wstring typed(static_cast<std::size_t>(GetWindowTextLengthW(id_box)) + 1, L'\0');
   typed.resize(
       static_cast<std::size_t>(GetWindowTextW(id_box, typed.data(), static_cast<int>(typed.size()))));
@@ -118,9 +104,9 @@ void LoginDialog::on_login_button() {
     return;
   }
   wchar_t host[256] = {};
-  GetDlgItemTextW(window_, IDC_HOST, host, static_cast<int>(std::size(host)));
+  GetDlgItemTextW(window(), IDC_HOST, host, static_cast<int>(std::size(host)));
   BOOL port_ok = FALSE;
-  const UINT port = GetDlgItemInt(window_, IDC_PORT, &port_ok, FALSE);
+  const UINT port = GetDlgItemInt(window(), IDC_PORT, &port_ok, FALSE);
   if (!port_ok || port == 0 || port > 65535) {
     show_status(L"the port must be a number from 1 to 65535");
     return;
@@ -179,7 +165,7 @@ void LoginDialog::on_login_response(const LoginResponse& response) {
       // Step aside before closing: packets that follow in the same read
       // wait in the connection until the chat dialog listens.
       connection_.set_listener(nullptr);
-      EndDialog(window_, IDOK);
+      EndDialog(window(), IDOK);
       return;
     case LoginStatus::id_taken:
     case LoginStatus::invalid_id:
@@ -204,14 +190,14 @@ void LoginDialog::retry_with_new_id(std::wstring_view why) {
   update_controls();
   show_status(why);
   // The id is selected, so typing replaces it.
-  HWND id_box = GetDlgItem(window_, IDC_USER_ID);
+  HWND id_box = GetDlgItem(window(), IDC_USER_ID);
   SetFocus(id_box);
   SendMessageW(id_box, EM_SETSEL, 0, -1);
 }
 
 void LoginDialog::show_status(std::wstring_view text) {
   const std::wstring line(text);  // SetDlgItemTextW needs a NUL-terminated string
-  SetDlgItemTextW(window_, IDC_LOGIN_STATUS, line.c_str());
+  SetDlgItemTextW(window(), IDC_LOGIN_STATUS, line.c_str());
   // The transcript marks status lines with "* ", as the chat dialog's list does.
   transcript_.write_line(L"* " + line);
 }
@@ -220,10 +206,10 @@ void LoginDialog::update_controls() {
   // Server and port can change only while there is no connection; nothing
   // can change while a login is under way.
   const bool closed = connection_.state() == v1::AsyncClientSocket::State::kClosed;
-  EnableWindow(GetDlgItem(window_, IDC_HOST), closed && !waiting_);
-  EnableWindow(GetDlgItem(window_, IDC_PORT), closed && !waiting_);
-  EnableWindow(GetDlgItem(window_, IDC_USER_ID), !waiting_);
-  EnableWindow(GetDlgItem(window_, IDC_LOGIN), !waiting_);
+  EnableWindow(GetDlgItem(window(), IDC_HOST), closed && !waiting_);
+  EnableWindow(GetDlgItem(window(), IDC_PORT), closed && !waiting_);
+  EnableWindow(GetDlgItem(window(), IDC_USER_ID), !waiting_);
+  EnableWindow(GetDlgItem(window(), IDC_LOGIN), !waiting_);
 }
 
 }  // namespace iocp_chat::v2

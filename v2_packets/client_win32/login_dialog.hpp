@@ -10,7 +10,9 @@
 //
 // WinAPI idea: a modal dialog whose result (EndDialog's nResult, returned by
 // DialogBoxParamW) tells the caller what happened: IDOK logged in, IDCANCEL
-// closed by the user.
+// closed by the user. The dialog plumbing (DialogBoxParamW, the dialog
+// procedure, the object in DWLP_USER) is ver.1's ModalDialog
+// (modal_dialog.hpp), as for the chat dialog.
 #pragma once
 
 // Winsock 2 first: windows.h would otherwise bring the old winsock.h.
@@ -23,6 +25,7 @@
 #include <string_view>
 
 #include "server_connection.hpp"
+#include "v1_basic_broadcast/client_win32/modal_dialog.hpp"
 #include "v1_basic_broadcast/client_win32/transcript.hpp"
 
 namespace iocp_chat::v2 {
@@ -35,8 +38,10 @@ struct LoginOptions {
   bool login_at_start = false;       ///< --login: press Login for the user.
 };
 
-/// The login window; lives exactly as long as the modal dialog.
-class LoginDialog final : private PacketListener {
+/// The login window; lives exactly as long as the modal dialog. run()
+/// (from ModalDialog) returns IDOK once the server accepted the id,
+/// IDCANCEL if the user closed the dialog, -1 if it could not open.
+class LoginDialog final : public v1::ModalDialog<LoginDialog>, private PacketListener {
  public:
   /// `connection` and `transcript` must outlive the dialog.
   LoginDialog(ServerConnection& connection, v1::Transcript& transcript, LoginOptions options);
@@ -45,16 +50,13 @@ class LoginDialog final : private PacketListener {
   LoginDialog(const LoginDialog&) = delete;
   LoginDialog& operator=(const LoginDialog&) = delete;
 
-  /// Shows the dialog until it is closed (DialogBoxParamW): IDOK once the
-  /// server accepted the id, IDCANCEL if the user closed it, -1 if it could
-  /// not open.
-  INT_PTR run(HINSTANCE instance);
-
   /// The id the server accepted (UTF-8); empty unless run() returned IDOK.
   const std::string& user_id() const noexcept { return user_id_; }
 
  private:
-  static INT_PTR CALLBACK dialog_proc(HWND window, UINT message, WPARAM wparam, LPARAM lparam);
+  /// ModalDialog's dialog procedure hands every message to handle_message.
+  friend class v1::ModalDialog<LoginDialog>;
+
   INT_PTR handle_message(UINT message, WPARAM wparam, LPARAM lparam);
 
   // User interface events (WM_INITDIALOG, WM_COMMAND).
@@ -75,7 +77,6 @@ class LoginDialog final : private PacketListener {
   ServerConnection& connection_;  ///< The one connection, shared with the chat dialog.
   v1::Transcript& transcript_;    ///< --log: every status shown here is copied there too.
   LoginOptions options_;          ///< Start-up settings.
-  HWND window_ = nullptr;         ///< The dialog, once WM_INITDIALOG ran.
   std::string requested_id_;      ///< The id of the LOGIN_REQUEST in flight (UTF-8).
   bool waiting_ = false;          ///< Connecting or waiting for LOGIN_RESPONSE: Login is disabled.
   std::string user_id_;           ///< The id the server accepted.
