@@ -21,13 +21,16 @@ endif()
 # slow Wine start-up cannot fail the build.
 set(CMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE PRE_TEST)
 
-# A GoogleTest program from SOURCES, linked to LIBS, with every test labelled LABEL.
+# A GoogleTest program from SOURCES, linked to LIBS, with every test labelled
+# LABEL. PREFIX goes before each test's name in ctest, for a source built once
+# per stage (its tests would otherwise have the same names twice).
 function(iocp_chat_add_gtest name)
-  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;PREFIX" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   iocp_chat_configure_target(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
   gtest_discover_tests(${name}
+    TEST_PREFIX "${ARG_PREFIX}"
     DISCOVERY_TIMEOUT 120
     PROPERTIES LABELS "${ARG_LABEL}" TIMEOUT 300)
 endfunction()
