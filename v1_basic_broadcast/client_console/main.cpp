@@ -42,6 +42,7 @@
 
 #include "console_io.hpp"
 #include "iocp_chat/socket.hpp"
+#include "keyboard.hpp"
 #include "line_assembler.hpp"
 #include "line_schedule.hpp"
 #include "options.hpp"
@@ -52,7 +53,6 @@ namespace {
 // The terminal and the command line are shared with ver.2's client.
 using console::ClientOptions;
 using console::LineSchedule;
-using console::read_input_line;
 using console::write_error;
 using console::write_output;
 
@@ -70,9 +70,6 @@ constexpr int kStopCheckMs = 100;
 
 /// After leaving (half-close), how long to wait for the echo of the last lines.
 constexpr auto kEchoWait = std::chrono::seconds(2);
-
-/// The typed command that leaves the chat; it is not sent.
-constexpr std::string_view kQuitCommand = "/quit";
 
 /// ver.1's words for the shared command line (console::parse_options).
 console::ClientProgram describe_program() {
@@ -168,27 +165,6 @@ void receive_loop(const Socket& socket, ChatState& state, const std::string& nam
       state.changed.notify_all();
     }
   }
-}
-
-/// The keyboard thread: hands each typed line to the main thread. It shares
-/// ownership of the state because it is detached: a thread blocked reading
-/// the keyboard cannot be woken portably, so the program may end while it
-/// still waits, and the state must outlive it.
-void read_keyboard(const std::shared_ptr<ChatState>& state) {
-  std::string line;
-  while (read_input_line(line)) {
-    const std::lock_guard guard(state->lock);
-    if (line == kQuitCommand) {
-      state->quit_requested = true;
-      state->changed.notify_all();
-      return;
-    }
-    state->typed_lines.push_back(std::move(line));
-    state->changed.notify_all();
-  }
-  const std::lock_guard guard(state->lock);
-  state->input_ended = true;
-  state->changed.notify_all();
 }
 
 /// Says why the connection ended, and picks the exit code.
@@ -294,7 +270,7 @@ int run(const ClientOptions& options) {
   // path out of this function.
   const std::jthread receiver(
       [&](const std::stop_token& stop) { receive_loop(socket, *state, options.name, stop); });
-  if (!options.scripted()) std::thread(read_keyboard, state).detach();
+  if (!options.scripted()) std::thread(console::read_keyboard<ChatState>, state).detach();
 
   return chat(options, socket, *state);
 }

@@ -50,6 +50,7 @@
 #include "chat_text.hpp"
 #include "console_io.hpp"
 #include "iocp_chat/socket.hpp"
+#include "keyboard.hpp"
 #include "line_schedule.hpp"
 #include "options.hpp"
 #include "packets.hpp"
@@ -59,7 +60,6 @@ namespace {
 
 using console::ClientOptions;
 using console::LineSchedule;
-using console::read_input_line;
 using console::write_error;
 using console::write_output;
 
@@ -78,9 +78,6 @@ constexpr int kStopCheckMs = 100;
 /// After leaving (half-close), or after a failed send, how long to wait for
 /// the server's last frames and its close.
 constexpr auto kGoodbyeWait = std::chrono::seconds(2);
-
-/// The typed command that leaves the chat; it is not sent.
-constexpr std::string_view kQuitCommand = "/quit";
 
 /// What the client asks when it needs an id from the keyboard (on stderr,
 /// so standard output holds only the conversation).
@@ -265,27 +262,6 @@ void receive_loop(const Socket& socket, ChatState& state, const std::stop_token&
   }
 }
 // [receive-loop]
-
-/// The keyboard thread: hands each typed line to the main thread. It shares
-/// ownership of the state because it is detached: a thread blocked reading
-/// the keyboard cannot be woken portably, so the program may end while it
-/// still waits, and the state must outlive it.
-void read_keyboard(const std::shared_ptr<ChatState>& state) {
-  std::string line;
-  while (read_input_line(line)) {
-    const std::lock_guard guard(state->lock);
-    if (line == kQuitCommand) {
-      state->quit_requested = true;
-      state->changed.notify_all();
-      return;
-    }
-    state->typed_lines.push_back(std::move(line));
-    state->changed.notify_all();
-  }
-  const std::lock_guard guard(state->lock);
-  state->input_ended = true;
-  state->changed.notify_all();
-}
 
 /// The main thread's side of one connection: logs in, then converses, and
 /// decides when the program ends and with which exit code.
@@ -520,7 +496,7 @@ int run(const ClientOptions& options) {
   // scope, so the receiver has ended before the socket is closed, on every
   // path out of this function.
   const std::jthread receiver([&](const std::stop_token& stop) { receive_loop(socket, *state, stop); });
-  if (!options.scripted()) std::thread(read_keyboard, state).detach();
+  if (!options.scripted()) std::thread(console::read_keyboard<ChatState>, state).detach();
 
   ChatSession session(options, socket, *state);
   return session.run();
