@@ -17,12 +17,7 @@
 // handle_message directly: no virtual function, no copy of this code.
 #pragma once
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
+// WIN32_LEAN_AND_MEAN and NOMINMAX come with iocp_chat::common (common/CMakeLists.txt).
 #include <windows.h>
 
 namespace iocp_chat::v1 {

@@ -8,12 +8,7 @@
 // WideCharToMultiByte(CP_UTF8) for what the user typed.
 #pragma once
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
+// WIN32_LEAN_AND_MEAN and NOMINMAX come with iocp_chat::common (common/CMakeLists.txt).
 #include <windows.h>
 
 #include <string>
