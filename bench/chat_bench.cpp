@@ -345,19 +345,35 @@ bool next_line(std::string_view text, std::size_t& at, std::string_view& line) {
   return true;
 }
 
-/// redis (RESP2): `*3 $7 message $4 chat $32 <payload>` pushes, the subscribe
-/// confirmation, PUBLISH's integer replies; `-ERR ...` is a failure.
-class RedisDecoder final : public Decoder {
+/// A text protocol (redis, nats): the stream is cut into values, split
+/// across reads or not, and each one is parsed by the derived class.
+class TextDecoder : public Decoder {
  public:
-  /// Cuts RESP values, split across reads or not.
-  bool feed(std::span<const std::byte> bytes, Events& events) override {
-    return cutter_.feed(bytes, events,
-                        [&events](std::string_view text) { return parse_value(text, events); });
+  /// Hands parse_value one value at a time.
+  bool feed(std::span<const std::byte> bytes, Events& events) final {
+    return cutter_.feed(bytes, events, [&](std::string_view text) { return parse_value(text, events); });
+  }
+
+ protected:
+  /// The size of the value at the front of `text`, 0 if it holds only part of
+  /// one, or StreamCutter::kBroken after reporting a failure.
+  virtual std::size_t parse_value(std::string_view text, Events& events) const = 0;
+  /// Reports a failure; returns StreamCutter::kBroken.
+  static std::size_t broken(Events& events, const std::string& why) {
+    events.failure(why);
+    return StreamCutter::kBroken;
   }
 
  private:
-  /// Reads the value at the front of `text` (see StreamCutter::feed for the result).
-  static std::size_t parse_value(std::string_view text, Events& events) {
+  StreamCutter cutter_;  ///< A value cut by the end of a read.
+};
+
+/// redis (RESP2): `*3 $7 message $4 chat $32 <payload>` pushes, the subscribe
+/// confirmation, PUBLISH's integer replies; `-ERR ...` is a failure.
+class RedisDecoder final : public TextDecoder {
+ private:
+  /// Reads the RESP value at the front of `text` (see StreamCutter::feed for the result).
+  std::size_t parse_value(std::string_view text, Events& events) const override {
     std::size_t at = 0;
     std::string_view line;
     if (!next_line(text, at, line)) return 0;
@@ -391,28 +407,14 @@ class RedisDecoder final : public Decoder {
     }
     return at;
   }
-  /// Reports a failure; returns StreamCutter::kBroken.
-  static std::size_t broken(Events& events, const std::string& why) {
-    events.failure(why);
-    return StreamCutter::kBroken;
-  }
-
-  StreamCutter cutter_;  ///< A value cut by the end of a read.
 };
 
 /// nats: `MSG chat 1 32\r\n<payload>\r\n`, INFO, +OK, PING (answered with PONG), the
 /// PONG that confirms SUB; `-ERR ...` is a failure.
-class NatsDecoder final : public Decoder {
- public:
-  /// Cuts protocol lines and message payloads, split across reads or not.
-  bool feed(std::span<const std::byte> bytes, Events& events) override {
-    return cutter_.feed(bytes, events,
-                        [&events](std::string_view text) { return parse_value(text, events); });
-  }
-
+class NatsDecoder final : public TextDecoder {
  private:
   /// Reads the line (and payload) at the front of `text` (see StreamCutter::feed).
-  static std::size_t parse_value(std::string_view text, Events& events) {
+  std::size_t parse_value(std::string_view text, Events& events) const override {
     std::size_t at = 0;
     std::string_view line;
     if (!next_line(text, at, line)) return 0;
@@ -436,13 +438,6 @@ class NatsDecoder final : public Decoder {
     }
     return at;
   }
-  /// Reports a failure; returns StreamCutter::kBroken.
-  static std::size_t broken(Events& events, const std::string& why) {
-    events.failure(why);
-    return StreamCutter::kBroken;
-  }
-
-  StreamCutter cutter_;  ///< A line or payload cut by the end of a read.
 };
 
 /// How one protocol is spoken: joining, publishing, and reading.
