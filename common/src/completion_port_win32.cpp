@@ -20,7 +20,9 @@
 //     to report an operation that fails the moment it is started, so that
 //     every started operation completes exactly once, through the queue;
 //   * CancelIoEx makes a socket's pending operations complete (aborted), the
-//     first step of closing a connection that still has I/O in flight.
+//     first step of closing a connection that still has I/O in flight — and
+//     shutdown first, so that an operation started a moment later cannot
+//     slip past the cancel and wait for ever.
 //
 // Written for Windows and checked under Wine 8.0 (how the tests run it here):
 // see the notes in cancel() and, on error codes, in finish().
@@ -97,7 +99,7 @@ class IocpPort final : public CompletionPort {
   void start_receive(const Socket& socket, ReceiveOperation& operation) override;
   /// WSASend of the operation's buffers, gathered.
   void start_send(const Socket& socket, SendOperation& operation) override;
-  /// CancelIoEx on every pending operation of the socket.
+  /// shutdown(SD_BOTH), then CancelIoEx on every pending operation of the socket.
   void cancel(const Socket& socket) override;
   /// closesocket.
   void close(Socket& socket) override;
@@ -265,15 +267,29 @@ void IocpPort::complete_at_once(NativeSocket socket, Operation& operation, int e
 
 // [iocp-cancel]
 void IocpPort::cancel(const Socket& socket) {
-  // CancelIoEx with no OVERLAPPED cancels every pending operation that this
-  // process started on the handle, from any thread (CancelIo would cancel
-  // only the calling thread's). Each cancelled operation still completes,
-  // through the queue, with ERROR_OPERATION_ABORTED (995); a send reports
-  // the bytes it wrote before it was stopped. Checked under Wine 8.0: a
-  // pending WSARecv, AcceptEx and a large WSASend all complete at once with
-  // 995, whichever thread calls this. (shutdown(SD_BOTH) is no substitute:
-  // under Wine it leaves a pending WSARecv pending.) ERROR_NOT_FOUND —
-  // nothing was pending — is not an error here.
+  // Two calls, because CancelIoEx alone only reaches operations that are
+  // already pending. A server that decides to send under a lock and calls
+  // WSASend after releasing it can lose this race: another thread cancels
+  // in between, finds nothing pending, and the WSASend is issued afterwards.
+  // If the peer has stopped reading, that send never completes and the
+  // connection can never be freed (the classic CancelIoEx mistake).
+  //
+  // 1. shutdown(SD_BOTH) closes the socket to new work: from now on WSASend
+  //    and WSARecv fail at once (WSAESHUTDOWN), and complete_at_once turns
+  //    that into a completion. On a listening socket it fails
+  //    (WSAENOTCONN), which does no harm: only the CancelIoEx matters there.
+  ::shutdown(socket.native(), SD_BOTH);
+  // 2. CancelIoEx with no OVERLAPPED asks the kernel to cancel every pending
+  //    operation that this process started on the handle, from any thread
+  //    (CancelIo would cancel only the calling thread's). It is asynchronous:
+  //    each cancelled operation completes later, through the queue, with
+  //    ERROR_OPERATION_ABORTED (995); a send reports the bytes it wrote
+  //    before it was stopped, and one that had already finished completes
+  //    successfully. Checked under Wine 8.0: a pending WSARecv, AcceptEx and
+  //    a large WSASend all complete at once with 995, whichever thread calls
+  //    this. (shutdown alone is no substitute: under Wine it leaves a pending
+  //    WSARecv pending.) ERROR_NOT_FOUND — nothing was pending — is not an
+  //    error here.
   ::CancelIoEx(as_handle(socket.native()), nullptr);
 }
 // [iocp-cancel]

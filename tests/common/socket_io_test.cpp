@@ -2,7 +2,8 @@
 // port on 127.0.0.1, on every backend: AcceptEx-style accepts (several
 // pre-posted), a 1 MiB transfer in both directions (gathered sends), peer
 // close as a 0-byte receive, a reset as an error, cancellation of pending
-// operations, and 500 connections served by worker threads at once.
+// operations and of operations started after the cancel, and 500
+// connections served by worker threads at once.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -246,6 +247,44 @@ TEST_P(SocketIoTest, CancelCompletesEveryPendingOperationOnce) {
   EXPECT_FALSE(port_->wait(std::chrono::milliseconds(50)).has_value()) << "an extra completion arrived";
   port_->close(accepted);
 }
+
+// [cancel-then-start]
+// The classic CancelIoEx mistake, forced step by step: a server decides what
+// to send under a lock (claim), another thread cancels the connection, and
+// only then is the send started. CancelIoEx reaches only operations already
+// pending, so on Windows a plain CancelIoEx would miss this send — and with a
+// peer that never reads, it would never complete: the connection could never
+// be freed. The contract (completion_port.hpp) says cancel() also covers
+// operations started after it, so both must complete, at once, with an error.
+TEST_P(SocketIoTest, OperationsStartedAfterCancelCompleteAtOnce) {
+  Socket client;  // never reads: a send that really started would wait for ever
+  Socket accepted = accept_one(client);
+
+  SendOperation send;
+  send.add(make_shared_buffer(make_pattern(64 << 20, 9)));  // far more than any socket buffer
+  port_->cancel(accepted);
+  port_->start_send(accepted, send);
+  ReceiveOperation receive;
+  port_->start_receive(accepted, receive);
+
+  std::map<Operation*, int> completions;
+  for (int i = 0; i < 2; ++i) {
+    const Completion completion = next_completion();
+    ASSERT_NE(completion.operation, nullptr) << "an operation started after cancel() never completed";
+    ++completions[completion.operation];
+    if (completion.operation == &send) {
+      EXPECT_TRUE(completion.error) << "a send started after cancel() cannot succeed";
+      EXPECT_LT(completion.bytes, send.size());
+    }
+    if (completion.operation == &receive) {
+      EXPECT_TRUE(completion.error || completion.bytes == 0) << "a receive after cancel() got data";
+    }
+  }
+  EXPECT_EQ(completions[&send], 1);
+  EXPECT_EQ(completions[&receive], 1);
+  port_->close(accepted);
+}
+// [cancel-then-start]
 
 /// A multi-threaded echo server on the port: the smallest complete use of
 /// the layer, with one connection object per accepted socket.

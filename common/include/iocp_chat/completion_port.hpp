@@ -22,7 +22,10 @@
 //   * a send completes only when all its bytes are written (a short send is
 //     resubmitted by the backend) or with an error;
 //   * cancel() makes every outstanding operation of a socket complete soon
-//     (CancelIoEx); the socket is closed only after those completions;
+//     (CancelIoEx), *and* every operation started on that socket after it
+//     fails at once — so a caller may decide to send under its lock and
+//     start the send after releasing it, even if another thread cancels in
+//     between; the socket is closed only after those completions;
 //   * at most one receive and one send per socket are outstanding at a time
 //     (any number of accepts on a listening socket).
 //
@@ -256,9 +259,14 @@ class CompletionPort {
   virtual void start_send(const Socket& socket, SendOperation& operation) = 0;
 
   /// CancelIoEx: every outstanding operation of the socket completes soon
-  /// (with an error, or a 0-byte receive). The caller decides that the
-  /// connection is closing by its own flag, never from those error codes:
-  /// Windows reports 995 (or 64), Wine 676, Linux ECANCELED or nothing at all.
+  /// (with an error, or a 0-byte receive), and so does, at once, every
+  /// operation started on it afterwards: CancelIoEx alone reaches only what
+  /// is already pending, so every backend also shuts the socket down
+  /// (shutdown(SD_BOTH) / SHUT_RDWR), which makes later sends and receives
+  /// fail. Cancelling ends the connection: it is closed next. The caller
+  /// decides that the connection is closing by its own flag, never from
+  /// those error codes: Windows reports 995 (or 64), Wine 676 or 10058,
+  /// Linux ECANCELED, EPIPE or nothing at all.
   virtual void cancel(const Socket& socket) = 0;
 
   /// closesocket: forgets the association and closes the socket. Call it
