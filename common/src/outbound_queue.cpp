@@ -2,7 +2,14 @@
 // while a gathered send is in flight, swap when the next one starts.
 #include "iocp_chat/outbound_queue.hpp"
 
+#include <algorithm>
 #include <utility>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <unistd.h>
+#endif
 
 namespace iocp_chat {
 namespace {
@@ -19,9 +26,32 @@ void recycle(std::shared_ptr<std::vector<std::byte>>& buffer) noexcept {
 
 }  // namespace
 
+std::size_t default_total_queue_bytes() noexcept {
+  constexpr std::size_t kMost = std::size_t{1} << 30;
+  constexpr std::size_t kLeast = std::size_t{64} << 20;
+  std::size_t memory = 0;
+#ifdef _WIN32
+  MEMORYSTATUSEX status{};
+  status.dwLength = sizeof status;
+  if (::GlobalMemoryStatusEx(&status)) memory = static_cast<std::size_t>(status.ullTotalPhys);
+#else
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page_size > 0)
+    memory = static_cast<std::size_t>(pages) * static_cast<std::size_t>(page_size);
+#endif
+  if (memory == 0) return kMost;
+  return std::clamp(memory / 4, kLeast, kMost);
+}
+
+OutboundQueue::~OutboundQueue() {
+  if (total_ != nullptr) total_->remove(size());
+}
+
 void OutboundQueue::append(std::span<const std::byte> bytes) {
   if (!pending_) pending_ = std::make_shared<std::vector<std::byte>>();
   pending_->insert(pending_->end(), bytes.begin(), bytes.end());
+  if (total_ != nullptr) total_->add(bytes.size());  // after the insert: a failed one counts nothing
 }
 
 // [outbound-swap]
@@ -34,6 +64,7 @@ void OutboundQueue::start_send(SendOperation& send) {
 
 void OutboundQueue::send_completed(SendOperation& send) noexcept {
   send.clear();
+  if (total_ != nullptr) total_->remove(in_flight_bytes_);
   in_flight_bytes_ = 0;
   if (has_pending()) {
     recycle(in_flight_);  // busy: the next send will want it
@@ -47,6 +78,9 @@ void OutboundQueue::send_completed(SendOperation& send) noexcept {
 }
 // [outbound-swap]
 
-void OutboundQueue::drop_pending() noexcept { recycle(pending_); }
+void OutboundQueue::drop_pending() noexcept {
+  if (total_ != nullptr && pending_) total_->remove(pending_->size());
+  recycle(pending_);
+}
 
 }  // namespace iocp_chat

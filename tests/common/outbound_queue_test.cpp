@@ -1,6 +1,7 @@
 // outbound_queue_test.cpp — the two-buffer outbound queue: bytes appended
 // while a send is in flight wait for the next send, in order; the bound's
-// measure counts both; an idle queue holds no memory.
+// measure counts both; an idle queue holds no memory; every queue counts
+// in the server-wide total.
 #include "iocp_chat/outbound_queue.hpp"
 
 #include <gtest/gtest.h>
@@ -74,6 +75,36 @@ TEST(OutboundQueueTest, ACompletedSendWithNothingPendingLeavesTheQueueEmpty) {
   queue.append(bytes_of("again"));
   queue.start_send(send);
   EXPECT_EQ(text_of(send), "again");
+}
+
+TEST(OutboundQueueTest, EveryQueueCountsItsBytesInTheServersTotal) {
+  OutboundTotal total(100);
+  SendOperation send;
+  {
+    OutboundQueue first(&total);
+    OutboundQueue second(&total);
+    first.append(bytes_of("0123456789"));
+    second.append(bytes_of("abcde"));
+    EXPECT_EQ(total.bytes(), 15U);
+    first.start_send(send);
+    first.append(bytes_of("xyz"));  // pending while the first ten are in flight
+    EXPECT_EQ(total.bytes(), 18U) << "in-flight bytes still count";
+    first.send_completed(send);
+    EXPECT_EQ(total.bytes(), 8U) << "sent bytes stop counting";
+    second.drop_pending();
+    EXPECT_EQ(total.bytes(), 3U) << "dropped bytes stop counting";
+    EXPECT_FALSE(total.over());
+    const std::string large(200, 'z');
+    second.append(bytes_of(large));
+    EXPECT_TRUE(total.over());
+  }
+  EXPECT_EQ(total.bytes(), 0U) << "a queue that goes away takes its bytes with it";
+}
+
+TEST(OutboundQueueTest, TheDefaultTotalBoundFitsTheMachine) {
+  const std::size_t bound = default_total_queue_bytes();
+  EXPECT_GE(bound, std::size_t{64} << 20);
+  EXPECT_LE(bound, std::size_t{1} << 30);
 }
 
 }  // namespace

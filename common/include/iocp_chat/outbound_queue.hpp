@@ -12,9 +12,12 @@
 // the server's threads would fight over for a shared frame. (Redis's client
 // reply buffer and NATS's per-client outbound buffer work the same way.)
 //
-// Not thread-safe: the connection's lock guards it.
+// Not thread-safe: the connection's lock guards it. What every queue of a
+// server holds together is counted in one OutboundTotal (thread-safe), so
+// that the server can bound the sum as well as each queue.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -24,6 +27,36 @@
 
 namespace iocp_chat {
 
+// [outbound-total]
+/// The bytes queued for every connection of one server together, and the
+/// bound on that sum (`--max-total-queue-bytes`). Ten thousand clients that
+/// stop reading would otherwise hold ten thousand per-client bounds: 80 GiB
+/// at 8 MiB each. Safe to use from every thread.
+class OutboundTotal {
+ public:
+  /// A total that should stay at or under `limit` bytes.
+  explicit OutboundTotal(std::size_t limit) noexcept : limit_(limit) {}
+  /// The bytes queued right now, pending and in flight, in every queue.
+  std::size_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  /// The bound.
+  std::size_t limit() const noexcept { return limit_; }
+  /// True when the total has passed the bound: time to drop the largest queues.
+  bool over() const noexcept { return bytes() > limit_; }
+  /// Counts bytes a queue took in.
+  void add(std::size_t count) noexcept { bytes_.fetch_add(count, std::memory_order_relaxed); }
+  /// Counts bytes a queue let go (sent, dropped or freed).
+  void remove(std::size_t count) noexcept { bytes_.fetch_sub(count, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::size_t> bytes_{0};  ///< Sum over every queue that counts here.
+  std::size_t limit_;                  ///< Fixed at construction.
+};
+
+/// A default for the total bound that fits the machine: a quarter of its
+/// memory, at most 1 GiB (and at least 64 MiB).
+std::size_t default_total_queue_bytes() noexcept;
+// [outbound-total]
+
 // [outbound-queue]
 /// A connection's outbound bytes: pending (appended to) and in flight (being sent).
 class OutboundQueue {
@@ -31,6 +64,13 @@ class OutboundQueue {
   /// A buffer at most this large is kept for the next send; a larger one
   /// (after a burst) is freed, so idle connections stay small.
   static constexpr std::size_t kKeptCapacity = 4 * 1024;
+
+  /// A queue whose bytes also count in `total`, if given (the server's sum).
+  explicit OutboundQueue(OutboundTotal* total = nullptr) noexcept : total_(total) {}
+  /// Whatever is still queued stops counting in the total.
+  ~OutboundQueue();
+  OutboundQueue(const OutboundQueue&) = delete;
+  OutboundQueue& operator=(const OutboundQueue&) = delete;
 
   /// Appends bytes after the ones already pending.
   void append(std::span<const std::byte> bytes);
@@ -54,6 +94,7 @@ class OutboundQueue {
  private:
   using Buffer = std::shared_ptr<std::vector<std::byte>>;
 
+  OutboundTotal* total_;             ///< The server's sum this queue counts in, or null.
   Buffer pending_;                   ///< Appended to; null until the first byte.
   Buffer in_flight_;                 ///< Given to the send in flight, or free for the next swap.
   std::size_t in_flight_bytes_ = 0;  ///< Size of the send in flight (0 = none).
