@@ -56,6 +56,15 @@
 //     One ring for the whole port, not one per worker: that keeps IOCP's
 //     promise that any thread may start an operation and any worker may
 //     receive its completion, with no per-thread bookkeeping.
+//   * Starts that never wait. WSARecv and WSASend return at once; here a
+//     start is a submission, which the kernel may refuse for a while
+//     (EAGAIN; EBUSY on Linux 5.x while completions overflow the CQ). A
+//     refused start stays queued in the port (the SQ, then deferred_) and
+//     goes to the kernel with the next submission, or from the reaper
+//     before it sleeps. Nobody sleeps and retries: the reaper restarts
+//     operations itself (above), and waiting there for the CQ to drain
+//     would be waiting for itself. For the same reason the reaper marks the
+//     CQEs of a batch seen before it restarts anything.
 //
 // user_data layout (64 bits), as this file writes it:
 //   kPostedTag (= 1)   a posted completion: its key and byte count wait in
@@ -77,14 +86,15 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <optional>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -106,6 +116,9 @@ constexpr unsigned kSubmissionEntries = 4096;
 constexpr unsigned kCompletionEntries = 4 * kSubmissionEntries;
 /// Most CQEs looked at per io_uring_peek_batch_cqe call.
 constexpr unsigned kPeekBatch = 64;
+/// Longest sleep of the reaper while submissions the kernel refused wait
+/// in the port: how soon they are offered again (see wait_many).
+constexpr std::chrono::milliseconds kRetryTick{1};
 /// Most buffers handed to one sendmsg (the kernel refuses more than IOV_MAX).
 constexpr std::size_t kMaxSendPieces = IOV_MAX;
 /// The port whose starts on this thread are held for one submission (begin_batch); usually none.
@@ -160,6 +173,13 @@ class TimedLock {
   bool held_ = false;                 ///< True while some thread holds the lock.
 };
 
+/// What the reaper keeps of a CQE: it marks the CQE seen before acting on
+/// it, and from then on the kernel may reuse the slot.
+struct SeenCqe {
+  std::uint64_t user_data;  ///< The SQE's user_data, given back untouched.
+  int res;                  ///< Bytes transferred, a new socket, or -errno.
+};
+
 /// A relative time in the kernel's own timespec, for io_uring_wait_cqe_timeout.
 __kernel_timespec to_kernel_timespec(Clock::duration duration) {
   const auto seconds = std::chrono::floor<std::chrono::seconds>(duration);
@@ -174,9 +194,11 @@ __kernel_timespec to_kernel_timespec(Clock::duration duration) {
 /// The io_uring backend (see the file comment).
 class UringPort final : public CompletionPort {
  public:
-  /// CreateIoCompletionPort with no socket: sets up the ring; throws
-  /// std::system_error when io_uring cannot start or lacks what we need.
-  UringPort();
+  /// CreateIoCompletionPort with no socket: sets up a ring of `entries` SQ
+  /// slots and `cq_entries` CQ slots; throws std::system_error when io_uring
+  /// cannot start or lacks what we need. `refuse_while_overflowed`: see
+  /// open_uring_port_for_test.
+  UringPort(unsigned entries, unsigned cq_entries, bool refuse_while_overflowed);
   /// CloseHandle(port): tears the ring down (the kernel cancels what is left).
   ~UringPort() override;
   UringPort(const UringPort&) = delete;
@@ -208,21 +230,34 @@ class UringPort final : public CompletionPort {
  private:
   /// Records `operation` as in flight on `socket` and gives it the socket's key.
   void begin(const Socket& socket, Operation& operation) EXCLUDES(table_lock_);
-  /// Prepares and submits the SQE that starts (or restarts) `operation`.
-  void submit(NativeSocket socket, Operation& operation) EXCLUDES(submission_lock_);
-  /// A free SQE, submitting queued ones first if the SQ is full.
-  io_uring_sqe* next_sqe() REQUIRES(submission_lock_);
-  /// io_uring_submit until the kernel has taken every queued SQE.
-  void submit_queued() REQUIRES(submission_lock_);
+  /// Queues the SQE that starts (or restarts) `operation` and hands it to the kernel; never waits.
+  void submit(Operation& operation) EXCLUDES(submission_lock_);
+  /// Puts a start (`operation`; nullptr: a posted NOP) into a free SQE, or in deferred_ if none is free.
+  void queue(Operation* operation) REQUIRES(submission_lock_);
+  /// Fills `sqe` for `operation` (nullptr: a posted NOP).
+  void prepare(io_uring_sqe& sqe, Operation* operation) REQUIRES(submission_lock_);
+  /// Hands the kernel every queued SQE and deferred start; false if it refused some (they stay queued).
+  bool hand_over() REQUIRES(submission_lock_);
+  /// One io_uring_submit (or the refusal of an older kernel, in a test port).
+  int kernel_submit() REQUIRES(submission_lock_);
   /// Turns waiting CQEs into completions; the caller holds reaper_lock_.
   std::size_t reap(std::span<Completion> out);
   /// One CQE → a completion in `out`; false if it yields none.
-  bool complete(const io_uring_cqe& cqe, Completion& out);
+  bool complete(const SeenCqe& cqe, Completion& out);
 
   io_uring ring_{};  ///< The SQ and CQ, shared with the kernel.
+  /// Tests only: answer submissions as Linux 5.x did under CQ overflow (kernel_submit).
+  const bool refuse_while_overflowed_;
 
   /// The SQ side of ring_ has one writer at a time: whoever holds this.
   CriticalSection submission_lock_;
+  /// Starts that found the SQ full while the kernel refused to take it
+  /// (nullptr: a posted NOP), oldest first; they get SQEs as room appears.
+  std::deque<Operation*> deferred_ GUARDED_BY(submission_lock_);
+  /// The kernel refused a submission and something still waits to be handed
+  /// over (in the SQ or in deferred_). Read without the lock by the reaper,
+  /// which then retries before it sleeps, and sleeps at most kRetryTick.
+  std::atomic<bool> refused_{false};
 
   /// The CQ side of ring_ has one reader at a time: the thread holding this
   /// (a timed lock, so a waiter with a timeout still returns on time).
@@ -237,15 +272,16 @@ class UringPort final : public CompletionPort {
   std::deque<std::pair<CompletionKey, std::size_t>> posted_ GUARDED_BY(posted_lock_);
 };
 
-UringPort::UringPort() {
+UringPort::UringPort(unsigned entries, unsigned cq_entries, bool refuse_while_overflowed)
+    : refuse_while_overflowed_(refuse_while_overflowed) {
   // Our CQ size, clamped to the kernel's limit. Not SINGLE_ISSUER,
   // DEFER_TASKRUN or COOP_TASKRUN: those assume that the thread that submits
   // also comes back to the ring to finish the work, and here any thread may
   // submit, then block somewhere else or exit.
   io_uring_params params{};
   params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-  params.cq_entries = kCompletionEntries;
-  if (const int result = io_uring_queue_init_params(kSubmissionEntries, &ring_, &params); result < 0) {
+  params.cq_entries = cq_entries;
+  if (const int result = io_uring_queue_init_params(entries, &ring_, &params); result < 0) {
     throw_os_error(os_error(-result), "io_uring_setup");
   }
 
@@ -307,25 +343,25 @@ void UringPort::start_accept(const Socket& listener, AcceptOperation& operation)
   begin(listener, operation);
   operation.listener_ = listener.native();
   operation.accepted_.close();
-  submit(listener.native(), operation);
+  submit(operation);
 }
 
 // WSARecv.
 void UringPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
   begin(socket, operation);
-  submit(socket.native(), operation);
+  submit(operation);
 }
 
 // WSASend with an array of WSABUFs.
 void UringPort::start_send(const Socket& socket, SendOperation& operation) {
   begin(socket, operation);
   operation.sent_ = 0;
-  submit(socket.native(), operation);
+  submit(operation);
 }
 
-// The one place an SQE is filled for an operation: at its start, and again
-// when complete() finds it unfinished. user_data is the operation's address.
-void UringPort::submit(NativeSocket socket, Operation& operation) {
+// Every start and restart of an operation comes here: at its start, and
+// again when complete() finds it unfinished (then on the reaping thread).
+void UringPort::submit(Operation& operation) {
   if (operation.kind_ == OperationKind::send) {
     // The iovec array for the part not yet written: one per buffer, the
     // first trimmed by what earlier submissions sent, at most kMaxSendPieces.
@@ -350,40 +386,10 @@ void UringPort::submit(NativeSocket socket, Operation& operation) {
   }
 
   const CriticalSectionLock lock(submission_lock_);
-  io_uring_sqe* sqe = next_sqe();
-  switch (operation.kind_) {
-    case OperationKind::accept:
-      // accept4(listener, SOCK_CLOEXEC) once a connection is there; the new
-      // socket is blocking, like one from accept().
-      io_uring_prep_accept(sqe, socket, nullptr, nullptr, SOCK_CLOEXEC);
-      break;
-    // [uring-receive]
-    case OperationKind::receive: {
-      auto& receive = static_cast<ReceiveOperation&>(operation);
-      // recv into the operation's buffer (an SQE's length is 32 bits wide).
-      io_uring_prep_recv(sqe, socket, receive.buffer_.get(),
-                         std::min<std::size_t>(receive.capacity_, UINT32_MAX), 0);
-      break;
-    }
-    // [uring-receive]
-    case OperationKind::send: {
-      auto& send = static_cast<SendOperation&>(operation);
-      if (send.pieces_.empty()) {
-        io_uring_prep_nop(sqe);  // Nothing to send: complete at once with 0 bytes.
-      } else {
-        // MSG_NOSIGNAL: a peer that has gone is an EPIPE completion, not a SIGPIPE.
-        io_uring_prep_sendmsg(sqe, socket, &send.message_, MSG_NOSIGNAL);
-      }
-      break;
-    }
-    case OperationKind::posted:
-      io_uring_prep_nop(sqe);  // Never an Operation's kind.
-      break;
-  }
-  io_uring_sqe_set_data(sqe, &operation);
+  queue(&operation);
   // Inside a batch the SQE waits in the SQ for end_batch() (or for any
   // other thread's submission, which takes every SQE that is ready).
-  if (batching_port != this) submit_queued();
+  if (batching_port != this) hand_over();
 }
 
 // [uring-batch]
@@ -392,40 +398,98 @@ void UringPort::begin_batch() { batching_port = this; }
 void UringPort::end_batch() {
   batching_port = nullptr;
   const CriticalSectionLock lock(submission_lock_);
-  submit_queued();
+  hand_over();
 }
 // [uring-batch]
 
-// A free SQE. The SQ fills only if the kernel refused earlier submissions
-// for a while; handing those over makes room.
-io_uring_sqe* UringPort::next_sqe() {
-  for (;;) {
-    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
-    submit_queued();
+// A start gets an SQE in order: none while earlier ones wait in deferred_.
+// The SQ fills only inside a long batch, or when the kernel has refused
+// earlier submissions; handing those over makes room, and if the kernel
+// still refuses, the start waits in deferred_ — it does not wait here.
+void UringPort::queue(Operation* operation) {
+  io_uring_sqe* sqe = deferred_.empty() ? io_uring_get_sqe(&ring_) : nullptr;
+  if (sqe == nullptr && hand_over()) sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    deferred_.push_back(operation);
+    refused_.store(true);
+    return;
   }
+  prepare(*sqe, operation);
 }
 
-// Hands every prepared SQE to the kernel (io_uring_enter). Once the kernel
-// has taken an SQE it always answers with exactly one CQE, even for an
-// error such as a bad socket — which is how "every started operation
-// completes exactly once" holds here.
-void UringPort::submit_queued() {
-  while (io_uring_sq_ready(&ring_) > 0) {
-    const int result = io_uring_submit(&ring_);
+// The one place an SQE is filled. user_data is the operation's address, or
+// kPostedTag for a posted completion's NOP.
+void UringPort::prepare(io_uring_sqe& sqe, Operation* operation) {
+  if (operation == nullptr) {
+    io_uring_prep_nop(&sqe);
+    io_uring_sqe_set_data64(&sqe, kPostedTag);
+    return;
+  }
+  const NativeSocket socket = operation->socket_;
+  switch (operation->kind_) {
+    case OperationKind::accept:
+      // accept4(listener, SOCK_CLOEXEC) once a connection is there; the new
+      // socket is blocking, like one from accept().
+      io_uring_prep_accept(&sqe, socket, nullptr, nullptr, SOCK_CLOEXEC);
+      break;
+    // [uring-receive]
+    case OperationKind::receive: {
+      auto& receive = static_cast<ReceiveOperation&>(*operation);
+      // recv into the operation's buffer (an SQE's length is 32 bits wide).
+      io_uring_prep_recv(&sqe, socket, receive.buffer_.get(),
+                         std::min<std::size_t>(receive.capacity_, UINT32_MAX), 0);
+      break;
+    }
+    // [uring-receive]
+    case OperationKind::send: {
+      auto& send = static_cast<SendOperation&>(*operation);
+      if (send.pieces_.empty()) {
+        io_uring_prep_nop(&sqe);  // Nothing to send: complete at once with 0 bytes.
+      } else {
+        // MSG_NOSIGNAL: a peer that has gone is an EPIPE completion, not a SIGPIPE.
+        io_uring_prep_sendmsg(&sqe, socket, &send.message_, MSG_NOSIGNAL);
+      }
+      break;
+    }
+    case OperationKind::posted:
+      io_uring_prep_nop(&sqe);  // Never an Operation's kind.
+      break;
+  }
+  io_uring_sqe_set_data(&sqe, operation);
+}
+
+// Hands every queued SQE to the kernel (io_uring_enter), refilling the SQ
+// from deferred_ as room appears. Once the kernel has taken an SQE it always
+// answers with exactly one CQE, even for an error such as a bad socket —
+// which is how "every started operation completes exactly once" holds here.
+//
+// It never waits. The kernel may refuse (EAGAIN: short of memory; EBUSY:
+// older kernels, while completions that overflowed the CQ wait for the
+// program to drain it). Sleeping and retrying here, as this file once did,
+// is a trap: the reaping thread restarts operations through this function,
+// and it would wait for a drain that only it could do. So what is refused
+// stays queued, refused_ says so, and it is handed over by the next
+// submission of any thread, or by the reaper before it sleeps (wait_many).
+bool UringPort::hand_over() {
+  for (;;) {
+    while (!deferred_.empty()) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      if (sqe == nullptr) break;
+      prepare(*sqe, deferred_.front());
+      deferred_.pop_front();
+    }
+    if (io_uring_sq_ready(&ring_) == 0) break;  // The kernel has taken everything.
+    const int result = kernel_submit();
     if (result > 0 || result == -EINTR) continue;
-    if (result == 0) return;  // Nothing taken and no error: nothing more to do now.
-    if (result == -EAGAIN || result == -EBUSY) {
-      // The kernel is short of memory, or (older kernels) still holds
-      // completions that overflowed the CQ. Our SQEs stay queued; let the
-      // reaper drain the CQ meanwhile, then try again.
-      submission_lock_.leave();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      submission_lock_.enter();
-      continue;
+    if (result == 0 || result == -EAGAIN || result == -EBUSY) {
+      refused_.store(true);
+      return false;
     }
     // EBADF, EFAULT, EINVAL...: the ring itself is broken, not one operation.
     throw_os_error(os_error(-result), "io_uring_submit");
   }
+  refused_.store(false);
+  return true;
 }
 
 // CancelIoEx. shutdown(SHUT_RDWR) makes everything the kernel holds for the
@@ -458,10 +522,8 @@ void UringPort::post(CompletionKey key, std::size_t bytes) {
     posted_.emplace_back(key, bytes);
   }
   const CriticalSectionLock lock(submission_lock_);
-  io_uring_sqe* sqe = next_sqe();
-  io_uring_prep_nop(sqe);
-  io_uring_sqe_set_data64(sqe, kPostedTag);
-  submit_queued();
+  queue(nullptr);
+  hand_over();
 }
 // [uring-post]
 
@@ -480,15 +542,29 @@ std::size_t UringPort::wait_many(std::span<Completion> out, std::chrono::millise
   }
 
   for (;;) {
-    if (const std::size_t count = reap(out); count > 0) return count;
+    const std::size_t count = reap(out);
+
+    // Submissions the kernel refused wait in the port. The CQ has just been
+    // drained, which is what an older kernel waited for: hand them over now,
+    // since the reaper may be the only thread left to do it (everyone else
+    // may be waiting for completions). If the kernel still refuses, sleep
+    // at most kRetryTick, so that they are retried soon; never for ever
+    // with operations the kernel has not even seen.
+    bool left_waiting = false;
+    if (refused_.load()) {
+      const CriticalSectionLock lock(submission_lock_);
+      left_waiting = !hand_over();
+    }
+    if (count > 0) return count;
 
     io_uring_cqe* cqe = nullptr;
     int result = 0;
-    if (!deadline) {
+    if (!deadline && !left_waiting) {
       result = io_uring_wait_cqe(&ring_, &cqe);
     } else {
-      const Clock::duration left = *deadline - Clock::now();
+      Clock::duration left = deadline ? *deadline - Clock::now() : Clock::duration(kRetryTick);
       if (left <= Clock::duration::zero()) return 0;
+      if (left_waiting) left = std::min<Clock::duration>(left, kRetryTick);
       __kernel_timespec timespec = to_kernel_timespec(left);
       result = io_uring_wait_cqe_timeout(&ring_, &cqe, &timespec);
     }
@@ -513,6 +589,14 @@ std::size_t UringPort::reap(std::span<Completion> out) {
     const unsigned count = io_uring_peek_batch_cqe(&ring_, cqes, wanted);
     if (count == 0) break;
 
+    // Copy what matters of each CQE, then mark them seen *before* acting on
+    // any: acting may restart an operation, which is a submission, and a
+    // kernel that wants the CQ drained first (see hand_over) must find
+    // these slots free — nobody else will free them while we hold the CQ.
+    SeenCqe seen[kPeekBatch];
+    for (unsigned i = 0; i < count; ++i) seen[i] = {io_uring_cqe_get_data64(cqes[i]), cqes[i]->res};
+    io_uring_cq_advance(&ring_, count);  // The kernel may reuse the slots now.
+
     // Handoff: the threads that started these operations wrote to them,
     // then submitted under submission_lock_. Taking it once, after the CQEs
     // are seen, orders their writes before our reads in the C++ memory model
@@ -520,17 +604,16 @@ std::size_t UringPort::reap(std::span<Completion> out) {
     { const CriticalSectionLock handoff(submission_lock_); }
 
     for (unsigned i = 0; i < count; ++i) {
-      if (complete(*cqes[i], out[filled])) ++filled;
+      if (complete(seen[i], out[filled])) ++filled;
     }
-    io_uring_cq_advance(&ring_, count);  // Mark them seen: the kernel may reuse the slots.
   }
   return filled;
 }
 
 // One CQE → at most one completion. Decodes user_data (see the layout in the
 // file comment); returns false when the CQE does not end its operation.
-bool UringPort::complete(const io_uring_cqe& cqe, Completion& out) {
-  if (io_uring_cqe_get_data64(&cqe) == kPostedTag) {
+bool UringPort::complete(const SeenCqe& cqe, Completion& out) {
+  if (cqe.user_data == kPostedTag) {
     const CriticalSectionLock lock(posted_lock_);
     out = Completion{posted_.front().first, nullptr, posted_.front().second, {}};
     posted_.pop_front();
@@ -539,7 +622,7 @@ bool UringPort::complete(const io_uring_cqe& cqe, Completion& out) {
 
   // [uring-user-data]
   // The OVERLAPPED pointer coming back: this backend's CONTAINING_RECORD.
-  Operation& operation = *static_cast<Operation*>(io_uring_cqe_get_data(&cqe));
+  Operation& operation = *reinterpret_cast<Operation*>(static_cast<std::uintptr_t>(cqe.user_data));
   const int result = cqe.res;  // bytes transferred, a new socket, or -errno
   // [uring-user-data]
 
@@ -550,13 +633,23 @@ bool UringPort::complete(const io_uring_cqe& cqe, Completion& out) {
     send.sent_ += static_cast<std::size_t>(result);
     unfinished = send.sent_ < send.total_;  // a short send
   }
+  std::error_code restart_error;
   if (unfinished) {
-    submit(operation.socket_, operation);
-    return false;
+    // The CQE is already marked seen, so a failure to restart must become
+    // this operation's completion, or it would never complete at all.
+    try {
+      submit(operation);
+      return false;
+    } catch (const std::system_error& error) {
+      restart_error = error.code();
+    } catch (const std::bad_alloc&) {
+      restart_error = std::make_error_code(std::errc::not_enough_memory);
+    }
   }
 
   out = Completion{operation.key_, &operation, 0, {}};
   if (result < 0) out.error = os_error(-result);  // strerror's words, e.g. "Connection reset by peer"
+  if (restart_error) out.error = restart_error;
   switch (operation.kind_) {
     case OperationKind::accept:
       if (result >= 0) static_cast<AcceptOperation&>(operation).accepted_ = Socket(result);
@@ -580,6 +673,26 @@ bool UringPort::complete(const io_uring_cqe& cqe, Completion& out) {
   return true;
 }
 
-std::unique_ptr<CompletionPort> open_uring_port() { return std::make_unique<UringPort>(); }
+// io_uring_submit. A port made by open_uring_port_for_test first answers as
+// Linux 5.x did while completions overflowed the CQ: it moves what fits of
+// the overflow into the CQ (an io_uring_enter with GETEVENTS does that on
+// every kernel) and refuses with EBUSY, taking nothing, if some is left.
+// Newer kernels accept the submission instead, so without this a test could
+// never reach the refusal.
+int UringPort::kernel_submit() {
+  if (refuse_while_overflowed_ && io_uring_cq_has_overflow(&ring_)) {
+    io_uring_get_events(&ring_);
+    if (io_uring_cq_has_overflow(&ring_)) return -EBUSY;
+  }
+  return io_uring_submit(&ring_);
+}
+
+std::unique_ptr<CompletionPort> open_uring_port() {
+  return std::make_unique<UringPort>(kSubmissionEntries, kCompletionEntries, false);
+}
+
+std::unique_ptr<CompletionPort> open_uring_port_for_test(unsigned entries) {
+  return std::make_unique<UringPort>(entries, 2 * entries, true);
+}
 
 }  // namespace iocp_chat::detail
