@@ -23,6 +23,9 @@
 //   * cancel() is shutdown(SHUT_RDWR): every pending operation then becomes
 //     ready and fails or reads end-of-stream, and is reported through the
 //     normal path.
+//   * If re-arming a socket fails, epoll will never report it again, so its
+//     pending operations complete at once with that error (see arm()):
+//     "every started operation completes" holds even then.
 //   * Registrations are recycled, never freed while the port lives. A worker
 //     may hold an event for a socket that another worker has meanwhile
 //     finished with and its owner has closed; that stale event then finds a
@@ -109,7 +112,7 @@ class EpollPort final : public CompletionPort {
   };
 
   Registration& registration_of(const Socket& socket);
-  void arm(Registration& registration);
+  void arm(Registration& registration, std::vector<Completion>& failed);
   void on_ready(Registration& registration, std::uint32_t events, std::vector<Completion>& done);
   static bool try_send(int fd, SendOperation& operation, std::error_code& error);
   void enqueue(std::span<const Completion> completions);
@@ -200,8 +203,10 @@ EpollPort::Registration& EpollPort::registration_of(const Socket& socket) {
 
 // [epoll-arm]
 // Re-arms the one-shot registration for what its pending operations wait for.
-// Called with registration.mutex held.
-void EpollPort::arm(Registration& registration) {
+// Called with registration.mutex held; `failed` receives the completions of
+// the operations that can no longer wait (the caller queues them once it has
+// let go of the registration).
+void EpollPort::arm(Registration& registration, std::vector<Completion>& failed) {
   std::uint32_t interest = 0;
   if (!registration.accepts.empty() || registration.receive != nullptr) interest |= EPOLLIN | EPOLLRDHUP;
   if (registration.send != nullptr) interest |= EPOLLOUT;
@@ -209,47 +214,73 @@ void EpollPort::arm(Registration& registration) {
   epoll_event event{};
   event.events = interest | EPOLLONESHOT;
   event.data.ptr = &registration;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, registration.fd, &event);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, registration.fd, &event) == 0) return;
+
+  // epoll will never report this socket again (its descriptor was closed
+  // or replaced behind the port's back: ENOENT, EBADF; or the kernel is
+  // short of memory: ENOMEM), so its pending operations would wait for
+  // ever. Each completes now with the error instead — one completion per
+  // started operation, through the queue like any other — and the owner
+  // sees a failed operation and closes the connection.
+  const std::error_code error = last_os_error();
+  for (AcceptOperation* accept : registration.accepts) failed.push_back({registration.key, accept, 0, error});
+  registration.accepts.clear();
+  if (registration.receive != nullptr) failed.push_back({registration.key, registration.receive, 0, error});
+  registration.receive = nullptr;
+  if (registration.send != nullptr) {
+    failed.push_back({registration.key, registration.send, registration.send->sent_, error});
+  }
+  registration.send = nullptr;
 }
 // [epoll-arm]
 
 // AcceptEx: queued until the listener is readable.
 void EpollPort::start_accept(const Socket& listener, AcceptOperation& operation) {
   Registration& registration = registration_of(listener);
-  const std::lock_guard lock(registration.mutex);
-  operation.key_ = registration.key;
-  operation.listener_ = listener.native();
-  operation.accepted_.close();
-  registration.accepts.push_back(&operation);
-  arm(registration);
+  std::vector<Completion> failed;  // Empty (no allocation) unless arming fails.
+  {
+    const std::lock_guard lock(registration.mutex);
+    operation.key_ = registration.key;
+    operation.listener_ = listener.native();
+    operation.accepted_.close();
+    registration.accepts.push_back(&operation);
+    arm(registration, failed);
+  }
+  enqueue(failed);  // Only once the registration is released, as in start_send.
 }
 
 // WSARecv: queued until the socket is readable.
 void EpollPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
   Registration& registration = registration_of(socket);
-  const std::lock_guard lock(registration.mutex);
-  operation.key_ = registration.key;
-  registration.receive = &operation;
-  arm(registration);
+  std::vector<Completion> failed;
+  {
+    const std::lock_guard lock(registration.mutex);
+    operation.key_ = registration.key;
+    registration.receive = &operation;
+    arm(registration, failed);
+  }
+  enqueue(failed);
 }
 
 // WSASend: written at once when the socket can take it (the usual case), and
 // completed through the queue; otherwise the rest waits for EPOLLOUT.
 void EpollPort::start_send(const Socket& socket, SendOperation& operation) {
   Registration& registration = registration_of(socket);
-  Completion done;
-  {
-    const std::lock_guard lock(registration.mutex);
-    operation.key_ = registration.key;
-    operation.sent_ = 0;
-    std::error_code error;
-    if (!try_send(registration.fd, operation, error)) {
-      registration.send = &operation;
-      arm(registration);
-      return;
-    }
-    done = Completion{registration.key, &operation, operation.sent_, error};
+  std::unique_lock lock(registration.mutex);
+  operation.key_ = registration.key;
+  operation.sent_ = 0;
+  std::error_code error;
+  if (!try_send(registration.fd, operation, error)) {
+    registration.send = &operation;
+    std::vector<Completion> failed;  // Empty (no allocation) unless arming fails.
+    arm(registration, failed);
+    lock.unlock();
+    enqueue(failed);  // Like `done` below, only once the registration is released.
+    return;
   }
+  const Completion done{registration.key, &operation, operation.sent_, error};
+  lock.unlock();
+
   // Delivered only after the registration is released: its owner may close
   // the socket as soon as it sees this completion. Inside a batch, the
   // completions wait for end_batch() and are queued together: one lock and
@@ -412,7 +443,7 @@ void EpollPort::on_ready(Registration& registration, std::uint32_t events, std::
     }
   }
 
-  arm(registration);
+  arm(registration, done);  // If it fails, the operations still pending join `done`.
 }
 
 // GetQueuedCompletionStatusEx: first what is already queued; otherwise one
