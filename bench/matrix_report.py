@@ -18,7 +18,7 @@ import os
 import statistics
 import sys
 
-# Our servers promise, per PROTOCOL.md, that a client that keeps up loses nothing
+# Our servers promise, per docs/protocol.md, that a client that keeps up loses nothing
 # and sees one sender's messages in order, once.
 PROMISING = ("v1-uring", "v1-epoll", "v2-uring", "v2-epoll")
 

@@ -1,4 +1,4 @@
-// server_test.cpp — ver.1's contract (PROTOCOL.md) against the real server,
+// server_test.cpp — ver.1's contract (docs/protocol.md) against the real server,
 // in-process on 127.0.0.1 with an ephemeral port, on every backend: every
 // byte reaches every client including the sender, unchanged and in each
 // sender's order; joins, leaves, resets and slow readers disturb no one

@@ -210,7 +210,7 @@ TEST_F(V2ConsoleClientTest, TwoClientsLogInAndChatAndEachLineSaysWhoWroteIt) {
   ASSERT_TRUE(alice->wait_for_output_containing("* bob joined\n", kRunTimeout)) << alice->output();
 
   // Each line is waited for by both before the next event. The server keeps
-  // each sender's order (PROTOCOL.md, session rule 3), not the order of
+  // each sender's order (docs/protocol.md, session rule 3), not the order of
   // events between clients: it sends a message to one client after another,
   // so alice's answer could reach bob before his own "hi alice" does, and a
   // "* bob left" could overtake "hi bob" on its way to alice.

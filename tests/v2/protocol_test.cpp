@@ -1,4 +1,4 @@
-// protocol_test.cpp — the ver.2 wire format against PROTOCOL.md, byte for byte.
+// protocol_test.cpp — the ver.2 wire format against docs/protocol.md, byte for byte.
 //
 // Idea under test: framing. The golden vectors below were written by hand
 // from the spec's tables, not produced by the encoder, so a mistake in

@@ -1,4 +1,4 @@
-// server_test.cpp — ver.2's session rules 1–7 (PROTOCOL.md) against the
+// server_test.cpp — ver.2's session rules 1–7 (docs/protocol.md) against the
 // real server, in-process on 127.0.0.1 with an ephemeral port, on every
 // backend, with clients that speak frames over real sockets.
 #include <gtest/gtest.h>

@@ -6,8 +6,8 @@ things at once: it writes one line per packet it receives to an events file
 (UTF-8, flushed at once, so the test can wait for a line to appear), and it
 sends a CHAT_REQUEST for every "say TEXT" line on its standard input.
 
-Frames are built and read field by field, big-endian, straight from
-PROTOCOL.md ver.2 — deliberately not with the project's own codec, so the
+Frames are built and read field by field, big-endian, straight from ver.2
+in docs/protocol.md — deliberately not with the project's own codec, so the
 test checks the C++ code against the contract and not against itself.
 
 Events, one per line:
@@ -27,7 +27,7 @@ import threading
 HEADER = 4
 ID_SIZE = 16
 MESSAGE_SIZE = 32
-# type: (name, frame size), from PROTOCOL.md's table.
+# type: (name, frame size), from the packet table of docs/protocol.md.
 TYPES = {
     0x0001: ("LOGIN_REQUEST", 20),
     0x0002: ("LOGIN_RESPONSE", 22),

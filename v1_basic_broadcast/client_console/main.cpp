@@ -21,7 +21,7 @@
 // solves the same problem without threads: WSAAsyncSelect turns "data
 // arrived" into a window message, so one message loop waits for both.
 //
-// Wire format (spec/PROTOCOL.md, ver.1): each line goes out as its UTF-8
+// Wire format (docs/protocol.md, ver.1): each line goes out as its UTF-8
 // bytes plus "\n"; whatever arrives is the server's unchanged copy of what
 // some client sent — there is no sender name on the wire in ver.1.
 #include <algorithm>

@@ -2,7 +2,7 @@
 //
 // Idea: packets turn a byte stream into a conversation. ver.1's client
 // printed whatever bytes came; this one speaks the ver.2 protocol
-// (spec/PROTOCOL.md): it logs in with an id, sends each typed line as
+// (docs/protocol.md): it logs in with an id, sends each typed line as
 // CHAT_REQUEST packets, and reads the server's frames with a FrameAssembler,
 // so a frame split across receives, or several frames in one receive, make
 // no difference. What arrives now says who sent it:

@@ -5,7 +5,7 @@
 // LOGIN_REQUEST with the id, and waits for LOGIN_RESPONSE: OK ends the
 // dialog (the chat dialog follows, on the same connection); ID_TAKEN or
 // INVALID_ID leaves it open, on the same connection, with the id selected
-// for another try — the server keeps the connection for that (PROTOCOL.md
+// for another try — the server keeps the connection for that (docs/protocol.md,
 // ver.2, session rule 1).
 //
 // WinAPI idea: a modal dialog whose result (EndDialog's nResult, returned by

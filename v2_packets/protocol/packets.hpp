@@ -1,5 +1,5 @@
 // packets.hpp — ver.2's wire format: the seven packets, their byte layout,
-// and the text rules for user ids and messages (PROTOCOL.md, ver.2).
+// and the text rules for user ids and messages (docs/protocol.md, ver.2).
 //
 // Idea shown: framing. TCP delivers a byte stream, so ver.1's lines could
 // arrive merged or split. Here every packet is a frame that says its own
