@@ -21,7 +21,8 @@
 // is the client's address, a full ULONG_PTR; it closed a leaving client's
 // socket while another thread could be sending to it — here the client leaves
 // the list under the lock every broadcast holds, and only then is it closed;
-// it could only be killed — here stop() ends it, even during a stuck send.
+// its threads got copies of the shared state — here ChatServer cannot be
+// copied. Added for the tests: stop() ends it cleanly, even during a stuck send.
 // Kept: one pre-posted accept (a failed one is simply posted again), no
 // framing (a line may arrive split or merged), no limit on clients.
 #pragma once
