@@ -2,25 +2,33 @@
 //
 // Read it in this order: start() and run_worker() (the original's worker
 // loop, made correct), then on_accept, on_receive and broadcast/deliver
-// (how one chunk reaches everyone without blocking on anyone), on_send, and
-// last the closing path (begin_close_locked → completed_locked → finish),
-// which is where the original freed sockets that other threads still used.
+// (how one chunk reaches everyone without blocking on anyone), the
+// back-pressure (wait_for_room, the sweep, shed_largest_queues), on_send, and
+// last the closing path (begin_close_locked → settle_locked → finish), which
+// is where the original freed sockets that other threads still used.
 #include "chat_server.hpp"
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <exception>
+#include <new>
 #include <string>
+#include <utility>
 
 #include "iocp_chat/log.hpp"
 
 namespace iocp_chat::v1 {
 namespace {
 
-/// Pause before re-posting an accept that failed: if the process is out of
-/// file descriptors, the listener stays ready and an immediate retry would
-/// spin a worker at 100% CPU without ever succeeding.
+/// Pause before re-posting an accept that failed (and the spare descriptor
+/// could not help): if the process is out of file descriptors, the listener
+/// stays ready and an immediate retry would spin a worker at 100% CPU without
+/// ever succeeding. The accept is parked, and the sweep re-posts it.
 constexpr std::chrono::milliseconds kAcceptRetryPause{100};
+
+/// How often an idle worker wakes up to run the sweep.
+constexpr std::chrono::milliseconds kSweepInterval{250};
 
 // [scheduled-sends]
 /// Most completions a worker takes from the port at once.
@@ -38,7 +46,8 @@ std::string clients_text(std::int64_t count) {
 
 }  // namespace
 
-ChatServer::ChatServer(ServerConfig config) : config_(std::move(config)) {}
+ChatServer::ChatServer(ServerConfig config)
+    : config_(std::move(config)), queued_total_(config_.max_total_queue_bytes) {}
 
 ChatServer::~ChatServer() { stop(); }
 
@@ -54,20 +63,28 @@ void ChatServer::start() {
     const CriticalSectionLock lock(accepting_lock_);
     accepting_ = true;
   }
-  for (unsigned i = 0; i < std::max(1U, config_.pre_posted_accepts); ++i) {
-    accepts_.push_back(std::make_unique<AcceptOperation>());
-    accepts_alive_.increment();
-    port_object_->start_accept(listener_, *accepts_.back());
-  }
-
-  const unsigned threads =
-      config_.threads != 0 ? config_.threads : std::max(2U, 2 * std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { run_worker(); });
+  // From the first accept on, operations are pending in the kernel: if
+  // anything fails after that, stop() must run, so that no accept is freed
+  // while AcceptEx may still write into it. The workers start first, so
+  // that stop() finds someone to drain the port.
   started_ = true;
+  try {
+    const unsigned threads =
+        config_.threads != 0 ? config_.threads : std::max(2U, 2 * std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { run_worker(); });
+    for (unsigned i = 0; i < std::max(1U, config_.pre_posted_accepts); ++i) {
+      accepts_.push_back(std::make_unique<AcceptOperation>());
+      accepts_alive_.increment();
+      port_object_->start_accept(listener_, *accepts_.back());
+    }
+  } catch (...) {
+    stop();
+    throw;
+  }
 
   log_line(backend_note);
   log_line("listening on " + config_.bind_address + ":" + std::to_string(port_) + " with " +
-           std::to_string(threads) + " worker threads");
+           std::to_string(workers_.size()) + " worker threads");
 }
 // [start]
 
@@ -75,19 +92,27 @@ void ChatServer::start() {
 // The worker loop: take a batch of completions (GetQueuedCompletionStatusEx),
 // hand each to its handler, then start the sends the batch made necessary —
 // one gathered send per client however many chunks it got — and repeat,
-// until a posted (quit) completion arrives.
+// until a posted (quit) completion arrives. The wait has a timeout so that
+// some worker regularly runs the sweep (parked accepts, stuck clients).
 void ChatServer::run_worker() {
   std::vector<std::shared_ptr<Connection>> sends;
   scheduled_sends = &sends;
   std::array<Completion, kCompletionBatch> batch;
   std::size_t quits = 0;
   while (quits == 0) {
-    const std::size_t count = port_object_->wait_many(batch, kWaitForever);
+    const std::size_t count = port_object_->wait_many(batch, kSweepInterval);
+    sweep();
     for (const Completion& completion : std::span(batch).first(count)) {
       if (completion.kind() == OperationKind::posted) {
         ++quits;  // stop() says quit; finish the batch first
-      } else {
+        continue;
+      }
+      // A handler that throws (std::bad_alloc, say) must not end the process,
+      // nor every other client's chat: log it and go on.
+      try {
         dispatch(completion);
+      } catch (const std::exception& error) {
+        log_line(std::string("internal error while handling a completion: ") + error.what());
       }
     }
     start_scheduled_sends();
@@ -120,21 +145,15 @@ void ChatServer::dispatch(const Completion& completion) {
 
 // Re-posts an accept unless stop() has begun; under accepting_lock_ so that
 // stop()'s cancel of the listener cannot slip between the check and the post.
-// Once stop() has begun, the accepts parked while out of descriptors end
-// here too (at least one accept is never parked, so this always runs).
 bool ChatServer::repost_accept(AcceptOperation& accept) {
-  std::size_t ended = 1;
   {
     const CriticalSectionLock lock(accepting_lock_);
     if (accepting_) {
       port_object_->start_accept(listener_, accept);
       return true;
     }
-    ended += parked_accepts_.size();
-    parked_accepts_.clear();
-    parked_count_.store(0);
   }
-  for (std::size_t i = 0; i < ended; ++i) accepts_alive_.decrement();
+  accepts_alive_.decrement();
   notify_drained();
   return false;
 }
@@ -150,19 +169,7 @@ void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion
       repost_accept(accept);
       return;
     }
-    // Another accept already has the spare's room: wait, without a worker
-    // asleep, until that connection is dealt with.
-    if (SpareDescriptor::is_exhaustion(completion.error) && park_accept(accept)) return;
-    bool accepting = false;
-    {
-      const CriticalSectionLock lock(accepting_lock_);
-      accepting = accepting_;
-    }
-    if (accepting) {
-      log_line("accept failed: " + completion.error.message() + "; retrying shortly");
-      std::this_thread::sleep_for(kAcceptRetryPause);
-    }
-    repost_accept(accept);
+    park_accept(accept, completion.error);  // the sweep re-posts it after a pause
     return;
   }
   // The spare cannot be taken back: this connection is the one it made room
@@ -172,34 +179,44 @@ void ChatServer::on_accept(AcceptOperation& accept, const Completion& completion
     repost_accept(accept);
     return;
   }
-  if (parked_count_.load() != 0) repost_parked_accepts();  // descriptors are free again
   // Keep the listener stocked before spending time on the new client.
   repost_accept(accept);
   admit(std::move(socket));
 }
 // [on-accept]
 
-// Parks an accept that failed while another one holds the spare's room;
-// false (the caller pauses instead) if it would be the last accept
-// outstanding, or if stop() has begun: one must always be there to see the
-// next connection, or stop()'s cancel.
-bool ChatServer::park_accept(AcceptOperation& accept) {
-  const CriticalSectionLock lock(accepting_lock_);
-  if (!accepting_ || parked_accepts_.size() + 1 >= accepts_.size()) return false;
-  parked_accepts_.push_back(&accept);
-  parked_count_.store(parked_accepts_.size());
-  return true;
-}
-
-// The spare is back (or was never needed): the parked accepts go back to the listener.
-void ChatServer::repost_parked_accepts() {
-  std::vector<AcceptOperation*> parked;
+// A failed accept waits kAcceptRetryPause in the parked list instead of
+// putting a worker to sleep; the sweep re-posts it (or, once stop() has
+// begun, lets it go).
+void ChatServer::park_accept(AcceptOperation& accept, const std::error_code& error) {
+  bool accepting = false;
   {
     const CriticalSectionLock lock(accepting_lock_);
-    parked.swap(parked_accepts_);
-    parked_count_.store(0);
+    accepting = accepting_;
+    if (accepting) {
+      parked_accepts_.emplace_back(&accept, std::chrono::steady_clock::now() + kAcceptRetryPause);
+    }
   }
-  for (AcceptOperation* accept : parked) repost_accept(*accept);
+  if (accepting) {
+    log_line("accept failed: " + error.message() + "; retrying shortly");
+  } else {
+    repost_accept(accept);  // stop() has begun: this accept ends here
+  }
+}
+
+// Called by the sweep: re-posts the parked accepts whose pause is over.
+void ChatServer::repost_parked_accepts(std::chrono::steady_clock::time_point now) {
+  std::vector<AcceptOperation*> due;
+  {
+    const CriticalSectionLock lock(accepting_lock_);
+    const bool accepting = accepting_;
+    std::erase_if(parked_accepts_, [&](const auto& parked) {
+      if (accepting && parked.second > now) return false;
+      due.push_back(parked.first);
+      return true;
+    });
+  }
+  for (AcceptOperation* accept : due) repost_accept(*accept);
 }
 
 // The connection the spare descriptor made room for: closed at once, so its
@@ -207,13 +224,13 @@ void ChatServer::repost_parked_accepts() {
 void ChatServer::refuse_for_descriptors(Socket socket) {
   log_line("client " + peer_name(socket) + " refused: out of file descriptors");
   socket.close();
-  if (spare_.restore()) repost_parked_accepts();
+  spare_.restore();
 }
 
 // [admit]
 // A new client joins the list and gets its first receive.
 void ChatServer::admit(Socket socket) {
-  auto connection = std::make_shared<Connection>(std::move(socket));
+  auto connection = std::make_shared<Connection>(std::move(socket), queued_total_);
   connection->name = peer_name(connection->socket);
   // Chat lines are small: send each at once instead of letting Nagle's
   // algorithm hold it back until the previous one is acknowledged.
@@ -241,24 +258,25 @@ void ChatServer::admit(Socket socket) {
   }
   log_line("client " + connection->name + " connected (" + clients_text(count) + ")");
 
-  bool done = false;
+  AfterUnlock after;
   {
     const CriticalSectionLock lock(connection->lock);
     if (!connection->closing) {
       ++connection->outstanding;
       port_object_->start_receive(connection->socket, connection->receive);
     }
-    done = completed_locked(*connection);
+    after = settle_locked(*connection);
   }
-  if (done) finish(*connection);
+  settle(*connection, std::move(after));
 }
 // [admit]
 
 // [on-receive]
-// Bytes arrived from one client: broadcast them, receive again.
+// Bytes arrived from one client: broadcast them, receive again — unless a
+// recipient's queue is congested: then the next receive waits for room.
 void ChatServer::on_receive(Connection& connection, const Completion& completion) {
   std::span<const std::byte> chunk;
-  bool done = false;
+  AfterUnlock after;
   {
     const CriticalSectionLock lock(connection.lock);
     if (!connection.closing) {
@@ -279,68 +297,144 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
     }
     if (chunk.empty()) {
       --connection.outstanding;
-      done = completed_locked(connection);
+      after = settle_locked(connection);
     }
   }
-  if (chunk.empty()) {
-    if (done) finish(connection);
-    return;
-  }
+  if (chunk.empty()) return settle(connection, std::move(after));
 
   // The receive still counts as outstanding here, so the connection cannot be
   // finished under us, nor its buffer reused; and the next receive starts
   // only after this chunk is in every queue, which is what keeps each
   // sender's bytes in order.
-  broadcast(chunk);
+  const std::shared_ptr<Connection> congested = broadcast(chunk);
+  if (congested && wait_for_room(*congested, connection)) return;  // the receive stays outstanding
+  receive_again(connection);
+}
 
+// The next receive of a connection whose last one was handled (or whose
+// wait for room is over) — or, if it is closing, the end of its receiving.
+void ChatServer::receive_again(Connection& connection) {
+  AfterUnlock after;
   {
     const CriticalSectionLock lock(connection.lock);
     if (connection.closing) {
       --connection.outstanding;
-      done = completed_locked(connection);
+      after = settle_locked(connection);
     } else {
       port_object_->start_receive(connection.socket, connection.receive);
     }
   }
-  if (done) finish(connection);
+  settle(connection, std::move(after));
 }
-// [on-receive]
+// [on-receive]// [on-receive]
 
 // [broadcast]
 // Copies the list under the lock (a few pointer copies), then delivers
-// without it: the critical section is never held across I/O.
-void ChatServer::broadcast(std::span<const std::byte> chunk) {
+// without it: the critical section is never held across I/O. Returns a
+// recipient whose queue is now congested, if any.
+std::shared_ptr<Connection> ChatServer::broadcast(std::span<const std::byte> chunk) {
   std::vector<std::shared_ptr<Connection>> recipients;
   {
     const CriticalSectionLock lock(clients_lock_);
     recipients.assign(clients_.begin(), clients_.end());
   }
-  for (const auto& recipient : recipients) deliver(*recipient, chunk);
+  std::shared_ptr<Connection> congested;
+  for (const auto& recipient : recipients) {
+    if (deliver(*recipient, chunk) && !congested) congested = recipient;
+  }
+  if (queued_total_.over()) shed_largest_queues();
+  return congested;
 }
 // [broadcast]
 
 // [deliver]
 // Appends a chunk to one client's queue; its send starts at the end of the
 // worker's batch unless one is in flight. Never waits: a client whose queue
-// would pass the bound is dropped instead.
-void ChatServer::deliver(Connection& connection, std::span<const std::byte> chunk) {
-  bool done = false;
+// would pass the bound is dropped instead. True when the queue is congested:
+// a quarter of the bound or more is waiting, so the sender should wait too.
+bool ChatServer::deliver(Connection& connection, std::span<const std::byte> chunk) {
+  AfterUnlock after;
+  bool congested = false;
   {
     const CriticalSectionLock lock(connection.lock);
     if (connection.closing || connection.flush_then_close)
-      return;  // nothing new for a client that is leaving
+      return false;  // nothing new for a client that is leaving
     if (connection.outbound.size() + chunk.size() > config_.max_queue_bytes) {
       begin_close_locked(connection, "slow consumer: " + std::to_string(connection.outbound.size()) +
                                          " bytes waiting, limit " + std::to_string(config_.max_queue_bytes));
-      done = completed_locked(connection);
     } else {
-      connection.outbound.append(chunk);
-      if (!connection.sending) schedule_send_locked(connection);
+      try {
+        connection.outbound.append(chunk);
+        if (!connection.sending) schedule_send_locked(connection);
+        congested = connection.outbound.size() >= config_.max_queue_bytes / 4;
+        if (congested && !connection.congested_since)
+          connection.congested_since = std::chrono::steady_clock::now();
+      } catch (const std::bad_alloc&) {
+        begin_close_locked(connection, "out of memory for its queue");  // this client, not the server
+      }
     }
+    after = settle_locked(connection);
   }
-  if (done) finish(connection);
+  settle(connection, std::move(after));
+  return congested;
 }
 // [deliver]
+
+// [back-pressure]
+// The sender's next receive waits until `congested` has room again (its
+// on_send resumes the sender, or its closing does, or the sweep drops it
+// after stall_limit). False if it already has room, or is leaving: then the
+// sender goes on at once. Not reading is how the server pushes back: the
+// sender's bytes wait in its own socket, and TCP slows the sender down.
+bool ChatServer::wait_for_room(Connection& congested, Connection& sender) {
+  const CriticalSectionLock lock(congested.lock);
+  if (congested.closing || congested.flush_then_close) return false;
+  if (congested.outbound.size() < config_.max_queue_bytes / 8) return false;  // drained meanwhile
+  congested.waiting_senders.push_back(sender.shared_from_this());
+  senders_paused_.increment();
+  return true;
+}
+
+// The server-wide bound: when all queues together pass it, the largest ones
+// are dropped — slow consumers first, never growing — until the total is
+// back under three quarters of the bound (so that one pass makes room for a
+// while). Queues already being closed are counted as gone. One worker at a time.
+void ChatServer::shed_largest_queues() {
+  if (shedding_.exchange(true)) return;
+  std::vector<std::shared_ptr<Connection>> everyone;
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    everyone.assign(clients_.begin(), clients_.end());
+  }
+  std::vector<std::pair<std::size_t, std::shared_ptr<Connection>>> by_size;
+  std::size_t leaving = 0;
+  for (const auto& connection : everyone) {
+    const CriticalSectionLock lock(connection->lock);
+    const std::size_t size = connection->outbound.size();
+    if (connection->closing || connection->flush_then_close) {
+      leaving += size;
+    } else if (size > 0) {
+      by_size.emplace_back(size, connection);
+    }
+  }
+  std::sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::size_t total = queued_total_.bytes() - std::min(leaving, queued_total_.bytes());
+  const std::size_t target = queued_total_.limit() / 4 * 3;
+  for (const auto& [size, connection] : by_size) {
+    if (total <= target) break;
+    AfterUnlock after;
+    {
+      const CriticalSectionLock lock(connection->lock);
+      begin_close_locked(*connection, "slow consumer: " + std::to_string(size) + " bytes waiting when all " +
+                                          "queues together passed " + std::to_string(queued_total_.limit()));
+      after = settle_locked(*connection);
+    }
+    settle(*connection, std::move(after));
+    total -= std::min(total, size);
+  }
+  shedding_.store(false);
+}
+// [back-pressure]
 
 // [send]
 // A worker starts the send when its batch is done, so that everything the
@@ -392,9 +486,10 @@ void ChatServer::start_send_locked(Connection& connection) {
 
 // [on-send]
 // The send finished (the layer completes short writes itself); start the
-// next one if more piled up meanwhile.
+// next one if more piled up meanwhile. Senders that waited for room in this
+// queue go on once it is below an eighth of the bound (settle_locked).
 void ChatServer::on_send(Connection& connection, const Completion& completion) {
-  bool done = false;
+  AfterUnlock after;
   bool start = false;
   {
     const CriticalSectionLock lock(connection.lock);
@@ -411,18 +506,21 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
         begin_close_locked(connection, "client closed the connection");  // its queue is flushed
       }
     }
-    done = completed_locked(connection);
+    after = settle_locked(connection);
   }
+  // Outside the lock; if another worker cancels in between, the send fails at
+  // once (cancel() covers operations started after it).
   if (start) port_object_->start_send(connection.socket, connection.send);
-  if (done) finish(connection);
+  settle(connection, std::move(after));
 }
 // [on-send]
 
 // [close]
 // The one place that decides a connection is closing: set the flag, drop
-// what was queued, and cancel the outstanding operations (CancelIoEx). Their
-// completions arrive as usual; the flag, not their error codes, tells the
-// handlers what is going on.
+// what was queued, and cancel the outstanding operations (CancelIoEx) — and
+// any started after this, by a worker that decided to send before the flag
+// was set. Their completions arrive as usual; the flag, not their error
+// codes, tells the handlers what is going on.
 void ChatServer::begin_close_locked(Connection& connection, std::string reason) {
   if (connection.closing) return;
   connection.closing = true;
@@ -432,15 +530,70 @@ void ChatServer::begin_close_locked(Connection& connection, std::string reason) 
 }
 // [close]
 
-// [completed]
-// True exactly once: when the connection is closing and its last operation
-// has completed. Only then may it be freed.
-bool ChatServer::completed_locked(Connection& connection) {
-  if (!connection.closing || connection.outstanding != 0 || connection.finished) return false;
-  connection.finished = true;
-  return true;
+// [settle]
+// After every decision, still under the lock: the senders that waited for
+// room in this queue go on when it has room again or is closing, and the
+// connection is freed exactly once — when it is closing and its last
+// operation has completed.
+ChatServer::AfterUnlock ChatServer::settle_locked(Connection& connection) {
+  AfterUnlock after;
+  if (connection.congested_since && connection.outbound.size() < config_.max_queue_bytes / 8) {
+    connection.congested_since.reset();  // back under an eighth: no longer holding anyone up
+  }
+  if (!connection.waiting_senders.empty() &&
+      (connection.closing || connection.outbound.size() < config_.max_queue_bytes / 8)) {
+    after.resume = std::move(connection.waiting_senders);
+    connection.waiting_senders.clear();
+  }
+  if (connection.closing && connection.outstanding == 0 && !connection.finished) {
+    connection.finished = true;
+    after.finish = true;
+  }
+  return after;
 }
-// [completed]
+
+// The same, once the lock is released.
+void ChatServer::settle(Connection& connection, AfterUnlock after) {
+  for (const auto& sender : after.resume) receive_again(*sender);
+  if (after.finish) finish(connection);
+}
+// [settle]
+
+// [sweep]
+// The server's clock: re-posts parked accepts, and drops clients whose queues
+// stayed congested longer than stall_limit (stuck: a client that reads at
+// all drains to an eighth of its bound long before). All such clients go in
+// one pass, so that ten stuck clients cost a sender one stall_limit, not ten. One worker at a time,
+// at most every kSweepInterval.
+void ChatServer::sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  auto due = next_sweep_.load();
+  if (now.time_since_epoch().count() < due) return;
+  if (!next_sweep_.compare_exchange_strong(due, (now + kSweepInterval).time_since_epoch().count())) return;
+
+  repost_parked_accepts(now);
+  std::vector<std::shared_ptr<Connection>> everyone;
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    everyone.assign(clients_.begin(), clients_.end());
+  }
+  for (const auto& connection : everyone) {
+    AfterUnlock after;
+    {
+      const CriticalSectionLock lock(connection->lock);
+      if (connection->congested_since && now - *connection->congested_since > config_.stall_limit) {
+        begin_close_locked(*connection, "slow consumer: " + std::to_string(connection->outbound.size()) +
+                                            " bytes waiting, limit " +
+                                            std::to_string(config_.max_queue_bytes) +
+                                            ", congested for more than " +
+                                            std::to_string(config_.stall_limit.count()) + " ms");
+      }
+      after = settle_locked(*connection);
+    }
+    settle(*connection, std::move(after));
+  }
+}
+// [sweep]
 
 // [finish]
 // Leaves the list, closes the socket, logs. Called once per connection, with
@@ -473,6 +626,8 @@ void ChatServer::notify_drained() {
 void ChatServer::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  // (Also reached from a start() that failed half way: the listener may be
+  // open with accepts pending, and some workers running.)
 
   // 1. Stop accepting: no accept is re-posted, the pending ones are cancelled.
   {
@@ -488,13 +643,13 @@ void ChatServer::stop() {
     everyone.assign(clients_.begin(), clients_.end());
   }
   for (const auto& connection : everyone) {
-    bool done = false;
+    AfterUnlock after;
     {
       const CriticalSectionLock lock(connection->lock);
       begin_close_locked(*connection, "server shutting down");
-      done = completed_locked(*connection);
+      after = settle_locked(*connection);
     }
-    if (done) finish(*connection);
+    settle(*connection, std::move(after));
   }
   everyone.clear();
   // 3. Drain: the workers handle the cancelled operations' completions until

@@ -17,8 +17,14 @@
 //     broadcast only copies the list under the lock and never sends while
 //     holding it;
 //   * each client has a bounded outbound queue and at most one send in
-//     flight; what piles up meanwhile leaves gathered in the next send, and a
-//     client whose queue overflows (a slow consumer) is disconnected alone;
+//     flight; what piles up meanwhile leaves gathered in the next send;
+//   * back-pressure instead of blocking: a sender whose chunk finds a
+//     client's queue congested does not get its next receive until that
+//     queue has room again, so one flooder is slowed to its readers' pace
+//     (TCP then slows it on its own socket); a client that keeps its
+//     senders waiting longer than --stall-limit is stuck and is dropped, as
+//     is one whose queue overflows, and the biggest queues when all of them
+//     together pass --max-total-queue-bytes;
 //   * a worker takes completions in batches (GetQueuedCompletionStatusEx)
 //     and starts the sends its batch made necessary at the end of it: one
 //     gathered send per client per batch, not one per chunk;
@@ -27,14 +33,17 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "iocp_chat/completion_port.hpp"
@@ -53,16 +62,20 @@ struct ServerConfig {
   Backend backend = Backend::automatic;    ///< --backend.
   unsigned threads = 0;                    ///< Worker threads; 0 = 2 × hardware threads.
   std::size_t max_clients = 10000;         ///< Past this, a new connection is closed at once.
-  std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (PROTOCOL.md: at most 8 MiB).
-  unsigned pre_posted_accepts = 16;        ///< Accepts kept waiting on the listener.
+  std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (docs/protocol.md: at most 8 MiB).
+  /// Bytes queued for all clients together; past it the largest queues are dropped.
+  std::size_t max_total_queue_bytes = default_total_queue_bytes();
+  /// How long a client's queue may stay congested (its senders waiting) before it is dropped as stuck.
+  std::chrono::milliseconds stall_limit{2000};
+  unsigned pre_posted_accepts = 16;  ///< Accepts kept waiting on the listener.
 };
 // [config]
 
 // [connection]
 /// One connected client: its socket, its two operations, its outbound queue.
 struct Connection : std::enable_shared_from_this<Connection> {
-  /// Takes the accepted socket.
-  explicit Connection(Socket accepted) : socket(std::move(accepted)) {}
+  /// Takes the accepted socket; its queue counts in the server's `total`.
+  Connection(Socket accepted, OutboundTotal& total) : socket(std::move(accepted)), outbound(&total) {}
 
   Socket socket;             ///< The client's socket; closed only after the last completion.
   std::string name;          ///< "127.0.0.1:50000", for log lines.
@@ -78,6 +91,11 @@ struct Connection : std::enable_shared_from_this<Connection> {
   bool closing GUARDED_BY(lock) = false;           ///< The server decided to close: start nothing new.
   bool finished GUARDED_BY(lock) = false;          ///< Freed from the list (exactly once).
   std::string close_reason GUARDED_BY(lock);       ///< Why, for the disconnect log line.
+  /// Senders whose next receive waits until this client's queue has room again.
+  std::vector<std::shared_ptr<Connection>> waiting_senders GUARDED_BY(lock);
+  /// Since when its queue has been congested: it reached a quarter of the
+  /// bound and has not been back under an eighth since. Empty if it is not.
+  std::optional<std::chrono::steady_clock::time_point> congested_since GUARDED_BY(lock);
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
 };
 // [connection]
@@ -108,26 +126,40 @@ class ChatServer {
   Backend backend() const noexcept { return port_object_ ? port_object_->backend() : Backend::automatic; }
   /// Clients connected right now.
   std::int64_t client_count() const noexcept { return client_count_.value(); }
+  /// How many times a sender's next receive has waited for room in a congested client's queue.
+  std::int64_t senders_paused() const noexcept { return senders_paused_.value(); }
 
  private:
+  /// What a handler does once it has let go of a connection's lock: the
+  /// decisions are taken under the lock, the work on other objects after it.
+  struct AfterUnlock {
+    bool finish = false;                              ///< Its last operation completed: free it.
+    std::vector<std::shared_ptr<Connection>> resume;  ///< Senders that waited for room in its queue.
+  };
+
   void run_worker();
   void dispatch(const Completion& completion);
   void on_accept(AcceptOperation& accept, const Completion& completion);
   void on_receive(Connection& connection, const Completion& completion);
+  void receive_again(Connection& connection);
   void on_send(Connection& connection, const Completion& completion);
-  void broadcast(std::span<const std::byte> chunk);
-  void deliver(Connection& connection, std::span<const std::byte> chunk);
+  std::shared_ptr<Connection> broadcast(std::span<const std::byte> chunk);
+  bool deliver(Connection& connection, std::span<const std::byte> chunk);
+  bool wait_for_room(Connection& congested, Connection& sender);
+  void shed_largest_queues();
   void schedule_send_locked(Connection& connection) REQUIRES(connection.lock);
   void start_scheduled_sends();
   void claim_send_locked(Connection& connection) REQUIRES(connection.lock);
   void start_send_locked(Connection& connection) REQUIRES(connection.lock);
   void begin_close_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
-  bool completed_locked(Connection& connection) REQUIRES(connection.lock);
+  AfterUnlock settle_locked(Connection& connection) REQUIRES(connection.lock);
+  void settle(Connection& connection, AfterUnlock after);
+  void sweep();
   void finish(Connection& connection);
   bool repost_accept(AcceptOperation& accept);
+  void park_accept(AcceptOperation& accept, const std::error_code& error);
+  void repost_parked_accepts(std::chrono::steady_clock::time_point now);
   void refuse_for_descriptors(Socket socket);
-  bool park_accept(AcceptOperation& accept);
-  void repost_parked_accepts();
   void admit(Socket socket);
   void notify_drained();
 
@@ -140,16 +172,21 @@ class ChatServer {
 
   CriticalSection accepting_lock_;  ///< Orders re-posting an accept against stop()'s cancel.
   bool accepting_ GUARDED_BY(accepting_lock_) = false;  ///< Accepts may be (re-)posted.
+  /// Accepts that failed and wait for the sweep to re-post them (a pause, not a worker asleep).
+  std::vector<std::pair<AcceptOperation*, std::chrono::steady_clock::time_point>> parked_accepts_
+      GUARDED_BY(accepting_lock_);
   SpareDescriptor spare_;  ///< Given up when out of descriptors, to accept and close a waiting connection.
-  std::vector<AcceptOperation*> parked_accepts_
-      GUARDED_BY(accepting_lock_);  ///< Failed while the spare's room was taken; re-posted when it is back.
-  std::atomic<std::size_t> parked_count_{0};  ///< parked_accepts_.size(), read without the lock.
 
   CriticalSection clients_lock_;  ///< Guards the client list (the original's critical section).
   std::list<std::shared_ptr<Connection>> clients_ GUARDED_BY(clients_lock_);  ///< Every live connection.
   bool stopping_ GUARDED_BY(clients_lock_) = false;  ///< stop() has begun: accept no one.
-  InterlockedCounter client_count_;   ///< Connected clients (the original's interlocked counter).
-  InterlockedCounter accepts_alive_;  ///< Accept operations still outstanding.
+  InterlockedCounter client_count_;    ///< Connected clients (the original's interlocked counter).
+  InterlockedCounter accepts_alive_;   ///< Accept operations still outstanding.
+  InterlockedCounter senders_paused_;  ///< Receives that waited for room (back-pressure at work).
+  OutboundTotal queued_total_;         ///< Bytes queued for every client together, and their bound.
+  std::atomic<bool> shedding_{false};  ///< One worker at a time drops the largest queues.
+
+  std::atomic<std::chrono::steady_clock::rep> next_sweep_{0};  ///< When a worker next runs sweep().
 
   std::mutex drained_mutex_;         ///< With drained_, lets stop() wait for the last completion.
   std::condition_variable drained_;  ///< Signalled when a connection or an accept ends.
