@@ -68,8 +68,10 @@ class ChatRoom {
   ChatRoom() : members_(std::make_shared<const std::vector<Client>>()) {}
 
   /// Queues one frame for the client being answered; called with the room's
-  /// lock held, so it must only append to a queue.
-  using Reply = std::function<void(const SharedBuffer&)>;
+  /// lock held, so it must only append to a queue. False if the client is
+  /// already leaving (dropped by another thread meanwhile): then a login
+  /// does not happen, so no one who has left can come back as a ghost.
+  using Reply = std::function<bool(const SharedBuffer&)>;
 
   // [on-frame]
   /// A complete frame (from a FrameAssembler) that `from` sent. `reply`
@@ -165,8 +167,8 @@ class ChatRoom {
     } else if (holder_of_.contains(id)) {
       status = LoginStatus::id_taken;
     }
-    reply(encode_shared(LoginResponse{status, id}));
-    if (status != LoginStatus::ok) {
+    const bool still_here = reply(encode_shared(LoginResponse{status, id}));
+    if (status != LoginStatus::ok || !still_here) {
       if (status != LoginStatus::already_logged_in) ++answered_[from];  // restarts its login timer
       return effects;
     }

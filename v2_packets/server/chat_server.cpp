@@ -4,14 +4,18 @@
 // Read it in this order: start() and run_worker() (the original's worker
 // loop, made correct), then on_accept, on_receive, handle_frames and
 // apply/deliver (how one frame reaches everyone without blocking on anyone),
-// on_send, and last the two ways out: leaving (flush the last frames, then
-// close) and closing (begin_close_locked → completed_locked → finish).
+// the back-pressure (wait_for_room, the sweep, shed_largest_queues), on_send,
+// and last the two ways out: leaving (flush the last frames, then close) and
+// closing (begin_close_locked → settle_locked → depart, finish).
 #include "chat_server.hpp"
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <exception>
+#include <new>
 #include <string>
+#include <utility>
 
 #include "iocp_chat/log.hpp"
 
@@ -24,7 +28,7 @@ namespace {
 /// ever succeeding. The accept is parked, and the sweep re-posts it.
 constexpr std::chrono::milliseconds kAcceptRetryPause{100};
 
-/// How often an idle worker wakes up to look for leaving clients that are overdue.
+/// How often an idle worker wakes up to run the sweep.
 constexpr std::chrono::milliseconds kSweepInterval{250};
 
 // [scheduled-sends]
@@ -66,7 +70,8 @@ std::string clients_text(std::int64_t count) {
 
 }  // namespace
 
-ChatServer::ChatServer(ServerConfig config) : config_(std::move(config)) {}
+ChatServer::ChatServer(ServerConfig config)
+    : config_(std::move(config)), queued_total_(config_.max_total_queue_bytes) {}
 
 ChatServer::~ChatServer() { stop(); }
 
@@ -82,20 +87,28 @@ void ChatServer::start() {
     const CriticalSectionLock lock(accepting_lock_);
     accepting_ = true;
   }
-  for (unsigned i = 0; i < std::max(1U, config_.pre_posted_accepts); ++i) {
-    accepts_.push_back(std::make_unique<AcceptOperation>());
-    accepts_alive_.increment();
-    port_object_->start_accept(listener_, *accepts_.back());
-  }
-
-  const unsigned threads =
-      config_.threads != 0 ? config_.threads : std::max(2U, 2 * std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { run_worker(); });
+  // From the first accept on, operations are pending in the kernel: if
+  // anything fails after that, stop() must run, so that no accept is freed
+  // while AcceptEx may still write into it. The workers start first, so
+  // that stop() finds someone to drain the port.
   started_ = true;
+  try {
+    const unsigned threads =
+        config_.threads != 0 ? config_.threads : std::max(2U, 2 * std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { run_worker(); });
+    for (unsigned i = 0; i < std::max(1U, config_.pre_posted_accepts); ++i) {
+      accepts_.push_back(std::make_unique<AcceptOperation>());
+      accepts_alive_.increment();
+      port_object_->start_accept(listener_, *accepts_.back());
+    }
+  } catch (...) {
+    stop();
+    throw;
+  }
 
   log_line(backend_note);
   log_line("listening on " + config_.bind_address + ":" + std::to_string(port_) + " with " +
-           std::to_string(threads) + " worker threads");
+           std::to_string(workers_.size()) + " worker threads");
 }
 // [start]
 
@@ -104,7 +117,8 @@ void ChatServer::start() {
 // hand each to its handler, then start the sends the batch made necessary —
 // one gathered send per client however many frames it got — and repeat,
 // until a posted (quit) completion arrives. The wait has a timeout so that
-// some worker regularly looks for leaving clients that are overdue.
+// some worker regularly runs the sweep (parked accepts, overdue and stuck
+// clients).
 void ChatServer::run_worker() {
   std::vector<std::shared_ptr<Connection>> sends;
   scheduled_sends = &sends;
@@ -116,8 +130,14 @@ void ChatServer::run_worker() {
     for (const Completion& completion : std::span(batch).first(count)) {
       if (completion.kind() == OperationKind::posted) {
         ++quits;  // stop() says quit; finish the batch first
-      } else {
+        continue;
+      }
+      // A handler that throws (std::bad_alloc, say) must not end the process,
+      // nor every other client's chat: log it and go on.
+      try {
         dispatch(completion);
+      } catch (const std::exception& error) {
+        log_line(std::string("internal error while handling a completion: ") + error.what());
       }
     }
     start_scheduled_sends();
@@ -236,7 +256,7 @@ void ChatServer::refuse_for_descriptors(Socket socket) {
 // A new client joins the list and gets its first receive. Past
 // --max-clients it is told SERVER_FULL and let go.
 void ChatServer::admit(Socket socket) {
-  auto connection = std::make_shared<Connection>(std::move(socket));
+  auto connection = std::make_shared<Connection>(std::move(socket), queued_total_);
   connection->name = peer_name(connection->socket);
   // Chat frames are small: send each at once instead of letting Nagle's
   // algorithm hold it back until the previous one is acknowledged.
@@ -265,7 +285,7 @@ void ChatServer::admit(Socket socket) {
     log_line("client " + connection->name + " connected (" + clients_text(count) + ")");
   }
 
-  bool done = false;
+  AfterUnlock after;
   {
     const CriticalSectionLock lock(connection->lock);
     if (!connection->closing) {
@@ -275,18 +295,20 @@ void ChatServer::admit(Socket socket) {
     if (full) {
       start_leaving_locked(*connection, "server full", encode_shared(ErrorPacket{ErrorCode::server_full}));
     }
-    done = completed_locked(*connection);
+    after = settle_locked(*connection);
   }
-  if (done) finish(*connection);
+  settle(*connection, std::move(after));
 }
 // [admit]
 
 // [on-receive]
-// Bytes arrived from one client: frame them, let the room answer, receive again.
+// Bytes arrived from one client: frame them, let the room answer, receive
+// again — unless a recipient's queue is congested: then the next receive
+// waits for room.
 void ChatServer::on_receive(Connection& connection, const Completion& completion) {
   bool frames = false;
   bool released = false;
-  bool done = false;
+  AfterUnlock after;
   {
     const CriticalSectionLock lock(connection.lock);
     if (!connection.closing) {
@@ -307,60 +329,64 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
     }
     if (connection.closing || connection.peer_done) {
       --connection.outstanding;  // this receive is over, and no other will start
-      done = completed_locked(connection);
       released = true;
     }
+    after = settle_locked(connection);
   }
-  if (released) {
-    if (done) finish(connection);
-    return;
-  }
+  settle(connection, std::move(after));
+  if (released) return;
 
   // The receive still counts as outstanding here, so the connection cannot be
   // finished under us; and the next receive starts only after these frames
   // are in every queue, which is what keeps each sender's messages in order.
   if (frames) {
     connection.assembler.feed(connection.receive.received(completion.bytes));
-    handle_frames(connection);
+    const std::shared_ptr<Connection> congested = handle_frames(connection);
+    if (congested && wait_for_room(*congested, connection)) return;  // the receive stays outstanding
   }
+  receive_again(connection);
+}
 
+// The next receive of a connection whose last one was handled (or whose
+// wait for room is over) — or, if it is closing, the end of its receiving.
+void ChatServer::receive_again(Connection& connection) {
+  AfterUnlock after;
   {
     const CriticalSectionLock lock(connection.lock);
     if (connection.closing) {
       --connection.outstanding;
-      done = completed_locked(connection);
     } else {
       port_object_->start_receive(connection.socket, connection.receive);
     }
+    after = settle_locked(connection);
   }
-  if (done) finish(connection);
+  settle(connection, std::move(after));
 }
 // [on-receive]
 
 // [handle-frames]
 // Every complete frame goes to the room, and its answer is applied in order.
 // Chat messages that go to the same members are gathered into a run and
-// delivered together. Returns false once the connection has started leaving.
-bool ChatServer::handle_frames(Connection& connection) {
+// delivered together. Returns a recipient whose queue is now congested, if any.
+std::shared_ptr<Connection> ChatServer::handle_frames(Connection& connection) {
   const auto self = connection.shared_from_this();
-  // The room queues a LOGIN_RESPONSE itself, under its lock; deliver() only
-  // appends to this client's queue (its receive is outstanding, so it
-  // cannot be finished from inside).
-  const auto reply = [this, &connection](const SharedBuffer& response) { deliver(connection, *response); };
+  // The room queues a LOGIN_RESPONSE itself, under its lock.
+  const auto reply = [this, &connection](const SharedBuffer& response) {
+    return queue_reply(connection, *response);
+  };
+  std::shared_ptr<Connection> congested;
   BroadcastRun run;
-  const auto deliver_run = [this, &run] {
+  const auto deliver_run = [this, &run, &congested] {
     if (run.frames.empty()) return;
-    for (const auto& recipient : *run.to) deliver(*recipient, run.frames);
+    for (const auto& recipient : *run.to) {
+      if (deliver(*recipient, run.frames) && !congested) congested = recipient;
+    }
     run.frames.clear();
   };
-  bool staying = true;
   for (;;) {
     {
       const CriticalSectionLock lock(connection.lock);
-      if (connection.closing || connection.flush_then_close) {
-        staying = false;
-        break;
-      }
+      if (connection.closing || connection.flush_then_close) break;
     }
     std::span<const std::byte> frame;
     ErrorCode error = ErrorCode::malformed_frame;
@@ -375,59 +401,150 @@ bool ChatServer::handle_frames(Connection& connection) {
                                                                  : room_.on_bad_stream(self, error);
     if (chat && join_run(run, effects)) continue;
     deliver_run();
-    apply(connection, effects);
+    if (auto full = apply(connection, effects); full && !congested) congested = std::move(full);
     if (effects.close_sender) {
       const CriticalSectionLock lock(connection.lock);
       start_leaving_locked(connection, effects.log, nullptr);
-      staying = false;
       break;
     }
   }
   deliver_run();
-  return staying;
+  if (queued_total_.over()) shed_largest_queues();
+  return congested;
+}
+
+// The LOGIN_RESPONSE, queued by the room under its lock: only appended, never
+// settled here (a departure would need the room's lock). False if the client
+// is leaving; its receive handler settles whatever this decided.
+bool ChatServer::queue_reply(Connection& connection, std::span<const std::byte> frame) {
+  const CriticalSectionLock lock(connection.lock);
+  if (connection.closing || connection.flush_then_close) return false;
+  if (connection.outbound.size() + frame.size() > config_.max_queue_bytes) {
+    drop_slow_consumer_locked(
+        connection, "slow consumer: more than " + std::to_string(config_.max_queue_bytes) + " bytes waiting");
+    return false;
+  }
+  connection.outbound.append(frame);
+  if (!connection.sending) schedule_send_locked(connection);
+  return true;
 }
 // [handle-frames]
 
 // [apply]
 // Delivers the room's frames, in order, without holding any room lock: each
-// delivery carries its own snapshot of the recipients.
-void ChatServer::apply(Connection& sender, const ChatRoom<std::shared_ptr<Connection>>::Effects& effects) {
+// delivery carries its own snapshot of the recipients. Returns a recipient
+// whose queue is now congested, if any.
+std::shared_ptr<Connection> ChatServer::apply(Connection& sender,
+                                              const ChatRoom<std::shared_ptr<Connection>>::Effects& effects) {
   if (!effects.log.empty() && !effects.close_sender) log_line("client " + sender.name + ": " + effects.log);
+  std::shared_ptr<Connection> congested;
   for (const auto& delivery : effects.deliveries) {
     for (const auto& recipient : *delivery.to) {
       if (delivery.except && *delivery.except == recipient) continue;
-      deliver(*recipient, *delivery.frame);
+      if (deliver(*recipient, *delivery.frame) && !congested) congested = recipient;
     }
   }
+  return congested;
 }
 // [apply]
 
 // [deliver]
 // Appends frames to one client's queue; its send starts at the end of the
 // worker's batch unless one is in flight. Never waits: a client whose queue
-// would pass the bound is told SLOW_CONSUMER and let go instead.
-void ChatServer::deliver(Connection& connection, std::span<const std::byte> frames) {
-  bool done = false;
+// would pass the bound is told SLOW_CONSUMER and let go instead. True when
+// the queue is congested: a quarter of the bound or more is waiting, so the
+// sender should wait too.
+bool ChatServer::deliver(Connection& connection, std::span<const std::byte> frames) {
+  AfterUnlock after;
+  bool congested = false;
   {
     const CriticalSectionLock lock(connection.lock);
     if (connection.closing || connection.flush_then_close)
-      return;  // nothing new for a client that is leaving
+      return false;  // nothing new for a client that is leaving
     if (connection.outbound.size() + frames.size() > config_.max_queue_bytes) {
-      // What is not in flight yet is dropped; the warning goes out next.
-      connection.outbound.drop_pending();
-      start_leaving_locked(
-          connection,
-          "slow consumer: more than " + std::to_string(config_.max_queue_bytes) + " bytes waiting",
-          encode_shared(ErrorPacket{ErrorCode::slow_consumer}));
-      done = completed_locked(connection);
+      drop_slow_consumer_locked(connection, "slow consumer: more than " +
+                                                std::to_string(config_.max_queue_bytes) + " bytes waiting");
     } else {
-      connection.outbound.append(frames);
-      if (!connection.sending) schedule_send_locked(connection);
+      try {
+        connection.outbound.append(frames);
+        if (!connection.sending) schedule_send_locked(connection);
+        congested = connection.outbound.size() >= config_.max_queue_bytes / 4;
+        if (congested && !connection.congested_since)
+          connection.congested_since = std::chrono::steady_clock::now();
+      } catch (const std::bad_alloc&) {
+        drop_slow_consumer_locked(connection, "slow consumer: out of memory for its queue");
+      }
     }
+    after = settle_locked(connection);
   }
-  if (done) finish(connection);
+  settle(connection, std::move(after));
+  return congested;
+}
+
+// A slow consumer: what is not in flight yet is dropped, SLOW_CONSUMER goes
+// out next (best effort), and it leaves the room at once (settle_locked).
+void ChatServer::drop_slow_consumer_locked(Connection& connection, std::string reason) {
+  connection.outbound.drop_pending();
+  start_leaving_locked(connection, std::move(reason), encode_shared(ErrorPacket{ErrorCode::slow_consumer}));
 }
 // [deliver]
+
+// [back-pressure]
+// The sender's next receive waits until `congested` has room again (its
+// on_send resumes the sender, or its leaving does, or the sweep drops it
+// after stall_limit). False if it already has room, or is leaving: then the
+// sender goes on at once. Not reading is how the server pushes back: the
+// sender's bytes wait in its own socket, and TCP slows the sender down.
+bool ChatServer::wait_for_room(Connection& congested, Connection& sender) {
+  const CriticalSectionLock lock(congested.lock);
+  if (congested.closing || congested.flush_then_close) return false;
+  if (congested.outbound.size() < config_.max_queue_bytes / 8) return false;  // drained meanwhile
+  congested.waiting_senders.push_back(sender.shared_from_this());
+  senders_paused_.increment();
+  return true;
+}
+
+// The server-wide bound: when all queues together pass it, the largest ones
+// are dropped — slow consumers first, never growing — until the total is
+// back under three quarters of the bound (so that one pass makes room for a
+// while). Queues already leaving are counted as gone. One worker at a time.
+void ChatServer::shed_largest_queues() {
+  if (shedding_.exchange(true)) return;
+  std::vector<std::shared_ptr<Connection>> everyone;
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    everyone.assign(clients_.begin(), clients_.end());
+  }
+  std::vector<std::pair<std::size_t, std::shared_ptr<Connection>>> by_size;
+  std::size_t leaving = 0;
+  for (const auto& connection : everyone) {
+    const CriticalSectionLock lock(connection->lock);
+    const std::size_t size = connection->outbound.size();
+    if (connection->closing || connection->flush_then_close) {
+      leaving += size;
+    } else if (size > 0) {
+      by_size.emplace_back(size, connection);
+    }
+  }
+  std::sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::size_t total = queued_total_.bytes() - std::min(leaving, queued_total_.bytes());
+  const std::size_t target = queued_total_.limit() / 4 * 3;
+  for (const auto& [size, connection] : by_size) {
+    if (total <= target) break;
+    AfterUnlock after;
+    {
+      const CriticalSectionLock lock(connection->lock);
+      drop_slow_consumer_locked(*connection, "slow consumer: " + std::to_string(size) +
+                                                 " bytes waiting when all queues together passed " +
+                                                 std::to_string(queued_total_.limit()));
+      after = settle_locked(*connection);
+    }
+    settle(*connection, std::move(after));
+    total -= std::min(total, size);
+  }
+  shedding_.store(false);
+}
+// [back-pressure]
 
 // [send]
 // A worker starts the send when its batch is done, so that everything the
@@ -479,9 +596,10 @@ void ChatServer::start_send_locked(Connection& connection) {
 
 // [on-send]
 // The send finished (the layer completes short writes itself); start the
-// next one if more piled up meanwhile.
+// next one if more piled up meanwhile. Senders that waited for room in this
+// queue go on once it is below an eighth of the bound (settle_locked).
 void ChatServer::on_send(Connection& connection, const Completion& completion) {
-  bool done = false;
+  AfterUnlock after;
   bool start = false;
   {
     const CriticalSectionLock lock(connection.lock);
@@ -498,18 +616,22 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
         finish_leaving_locked(connection);  // its last frames are out
       }
     }
-    done = completed_locked(connection);
+    after = settle_locked(connection);
   }
+  // Outside the lock; if another worker cancels in between, the send fails at
+  // once (cancel() covers operations started after it).
   if (start) port_object_->start_send(connection.socket, connection.send);
-  if (done) finish(connection);
+  settle(connection, std::move(after));
 }
 // [on-send]
 
 // [leaving]
 // Leaving: the graceful way out, for a client that is told why (ERROR) or
-// that closed its side. Nothing new is queued; `last_words`, if any, goes out
-// after what is already queued; then finish_leaving_locked. If the client
-// does not read them within leave_time, the sweep closes it anyway.
+// that closed its side. It leaves the room at once (settle_locked): the
+// others hear USER_LEFT now, not once its socket is done. Nothing new is
+// queued; `last_words`, if any, goes out after what is already queued; then
+// finish_leaving_locked. If the client does not read them within
+// leave_time, the sweep closes it anyway.
 void ChatServer::start_leaving_locked(Connection& connection, std::string reason, SharedBuffer last_words) {
   if (connection.closing || connection.flush_then_close) return;
   connection.flush_then_close = true;
@@ -539,8 +661,11 @@ void ChatServer::finish_leaving_locked(Connection& connection) {
 
 // [sweep]
 // The server's clock: re-posts parked accepts, closes leaving clients that
-// did not finish within leave_time and clients that did not log in within
-// login_timeout. One worker at a time, at most every kSweepInterval.
+// did not finish within leave_time, drops clients whose queues stayed
+// congested longer than stall_limit (stuck: a client that reads at all
+// drains to an eighth of its bound long before; all such clients go in one
+// pass, so ten of them cost a sender one stall_limit, not ten), and closes
+// clients that did not log in within login_timeout. One worker at a time, at most every kSweepInterval.
 void ChatServer::sweep() {
   const auto now = std::chrono::steady_clock::now();
   auto due = next_sweep_.load();
@@ -554,28 +679,29 @@ void ChatServer::sweep() {
     everyone.assign(clients_.begin(), clients_.end());
   }
   for (const auto& connection : everyone) {
-    bool done = false;
+    AfterUnlock after;
     {
       const CriticalSectionLock lock(connection->lock);
       if (connection->flush_then_close && !connection->closing && now > connection->leave_by) {
         begin_close_locked(*connection, connection->close_reason + " (did not leave in time)");
-        done = completed_locked(*connection);
+      } else if (connection->congested_since && now - *connection->congested_since > config_.stall_limit) {
+        drop_slow_consumer_locked(*connection, "slow consumer: congested for more than " +
+                                                   std::to_string(config_.stall_limit.count()) + " ms");
       }
+      after = settle_locked(*connection);
     }
-    if (done) {
-      finish(*connection);
-    } else {
-      close_if_login_overdue(*connection, now);
-    }
+    settle(*connection, std::move(after));
+    close_if_login_overdue(*connection, now);
   }
 }
 
 // The login timeout: a connection that has not logged in within
 // login_timeout of its accept, or of the last LOGIN_REQUEST the room
-// answered, leaves without an ERROR (PROTOCOL.md has no code for it). The
-// room knows who is logged in and how many logins it answered; the sweep
-// notices a new answer at most kSweepInterval late, which only lengthens
-// the time allowed. Bytes the server has not read yet also restart the timer.
+// answered, leaves without an ERROR (docs/protocol.md has no code for it).
+// The room knows who is logged in and how many logins it answered; the
+// sweep notices a new answer at most kSweepInterval late, which only
+// lengthens the time allowed. Bytes the server has not read yet also
+// restart the timer.
 void ChatServer::close_if_login_overdue(Connection& connection, std::chrono::steady_clock::time_point now) {
   if (config_.login_timeout.count() == 0) return;
   {
@@ -583,9 +709,12 @@ void ChatServer::close_if_login_overdue(Connection& connection, std::chrono::ste
     if (connection.logged_in || connection.closing || connection.flush_then_close) return;
   }
   const auto progress = room_.login_progress(connection.shared_from_this());
-  bool done = false;
+  AfterUnlock after;
   {
     const CriticalSectionLock lock(connection.lock);
+    // Looked at again: another worker may have begun closing it meanwhile,
+    // and then its socket may be closed (finish) at any moment.
+    if (connection.closing || connection.flush_then_close) return;
     if (progress.logged_in) {
       connection.logged_in = true;
     } else if (progress.answered != connection.logins_answered) {
@@ -597,18 +726,19 @@ void ChatServer::close_if_login_overdue(Connection& connection, std::chrono::ste
       connection.login_timer = now;
     } else if (now - connection.login_timer >= config_.login_timeout) {
       begin_close_locked(connection, "login timeout");  // no frame is owed to it
-      done = completed_locked(connection);
     }
+    after = settle_locked(connection);
   }
-  if (done) finish(connection);
+  settle(connection, std::move(after));
 }
 // [sweep]
 
 // [close]
 // The one place that decides a connection is closing: set the flag, drop
-// what was queued, and cancel the outstanding operations (CancelIoEx). Their
-// completions arrive as usual; the flag, not their error codes, tells the
-// handlers what is going on.
+// what was queued, and cancel the outstanding operations (CancelIoEx) — and
+// any started after this, by a worker that decided to send before the flag
+// was set. Their completions arrive as usual; the flag, not their error
+// codes, tells the handlers what is going on.
 void ChatServer::begin_close_locked(Connection& connection, std::string reason) {
   if (connection.closing) return;
   connection.closing = true;
@@ -618,19 +748,58 @@ void ChatServer::begin_close_locked(Connection& connection, std::string reason) 
 }
 // [close]
 
-// [completed]
-// True exactly once: when the connection is closing and its last operation
-// has completed. Only then may it be freed.
-bool ChatServer::completed_locked(Connection& connection) {
-  if (!connection.closing || connection.outstanding != 0 || connection.finished) return false;
-  connection.finished = true;
-  return true;
+// [settle]
+// After every decision, still under the lock: a client that started leaving
+// or closing departs from the room (once, at once); the senders that waited
+// for room in its queue go on when it has room again or is leaving; and it is
+// freed exactly once — when it is closing and its last operation completed.
+ChatServer::AfterUnlock ChatServer::settle_locked(Connection& connection) {
+  AfterUnlock after;
+  const bool leaving = connection.closing || connection.flush_then_close;
+  if (leaving && !connection.departed) {
+    connection.departed = true;
+    after.depart = true;
+  }
+  if (connection.congested_since && connection.outbound.size() < config_.max_queue_bytes / 8) {
+    connection.congested_since.reset();  // back under an eighth: no longer holding anyone up
+  }
+  if (!connection.waiting_senders.empty() &&
+      (leaving || connection.outbound.size() < config_.max_queue_bytes / 8)) {
+    after.resume = std::move(connection.waiting_senders);
+    connection.waiting_senders.clear();
+  }
+  if (connection.closing && connection.outstanding == 0 && !connection.finished) {
+    connection.finished = true;
+    after.finish = true;
+  }
+  return after;
 }
-// [completed]
+
+// The same, once the lock is released.
+void ChatServer::settle(Connection& connection, AfterUnlock after) {
+  if (after.depart) depart(connection);
+  for (const auto& sender : after.resume) receive_again(*sender);
+  if (after.finish) finish(connection);
+}
+
+// Out of the room: its id is free again and the others hear USER_LEFT now,
+// whatever is left to do with its socket.
+void ChatServer::depart(Connection& connection) {
+  std::string reason;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    reason = connection.close_reason;
+  }
+  auto left = room_.on_leave(connection.shared_from_this());
+  if (!left.log.empty()) log_line("client " + connection.name + ": " + left.log + ": " + reason);
+  left.log.clear();  // said above, with the reason
+  apply(connection, left);
+}
+// [settle]
 
 // [finish]
-// Leaves the room and the list, closes the socket, logs. Called once per
-// connection, with no operation of it outstanding.
+// Leaves the list (it left the room earlier, in depart), closes the socket,
+// logs. Called once per connection, with no operation of it outstanding.
 void ChatServer::finish(Connection& connection) {
   std::shared_ptr<Connection> keep;  // the list's reference, released at the end of this function
   {
@@ -638,8 +807,6 @@ void ChatServer::finish(Connection& connection) {
     keep = *connection.place;
     clients_.erase(connection.place);
   }
-  const auto left = room_.on_leave(keep);  // USER_LEFT to the others, if it was logged in
-  apply(connection, left);
   std::string reason;
   {
     const CriticalSectionLock lock(connection.lock);
@@ -664,6 +831,8 @@ void ChatServer::notify_drained() {
 void ChatServer::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  // (Also reached from a start() that failed half way: the listener may be
+  // open with accepts pending, and some workers running.)
 
   // 1. Stop accepting: no accept is re-posted, the pending ones are cancelled.
   {
@@ -679,13 +848,13 @@ void ChatServer::stop() {
     everyone.assign(clients_.begin(), clients_.end());
   }
   for (const auto& connection : everyone) {
-    bool done = false;
+    AfterUnlock after;
     {
       const CriticalSectionLock lock(connection->lock);
       begin_close_locked(*connection, "server shutting down");
-      done = completed_locked(*connection);
+      after = settle_locked(*connection);
     }
-    if (done) finish(*connection);
+    settle(*connection, std::move(after));
   }
   everyone.clear();
   // 3. Drain: the workers handle the cancelled operations' completions until

@@ -9,7 +9,8 @@
 //   * a ChatRoom: logins, unique ids, USER_JOINED / USER_LEFT, CHAT_BROADCAST
 //     to logged-in clients only, ERROR then close on bad input;
 //   * SLOW_CONSUMER and SERVER_FULL are told to the client (best effort)
-//     before it is closed.
+//     before it is closed — but it leaves the room at once: the others hear
+//     USER_LEFT, and its id is free, the moment the server drops it.
 //
 // IOCP ideas shown (as in ver.1), in the order a completion meets them:
 //   * a listening socket with several accepts pre-posted (AcceptEx), so a
@@ -27,8 +28,13 @@
 //     broadcast only copies the list under the lock and never sends while
 //     holding it;
 //   * each client has a bounded outbound queue and at most one send in
-//     flight; what piles up meanwhile leaves gathered in the next send, and a
-//     client whose queue overflows (a slow consumer) is disconnected alone;
+//     flight; what piles up meanwhile leaves gathered in the next send;
+//   * back-pressure instead of blocking: a sender whose messages find a
+//     client's queue congested does not get its next receive until that
+//     queue has room again, so one flooder is slowed to its readers' pace;
+//     a client that keeps its senders waiting longer than --stall-limit is
+//     stuck and is dropped, as is one whose queue overflows, and the biggest
+//     queues when all of them together pass --max-total-queue-bytes;
 //   * a worker takes completions in batches (GetQueuedCompletionStatusEx)
 //     and starts the sends its batch made necessary at the end of it: one
 //     gathered send per client per batch, not one per message;
@@ -44,6 +50,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -68,10 +75,15 @@ struct ServerConfig {
   Backend backend = Backend::automatic;    ///< --backend.
   unsigned threads = 0;                    ///< Worker threads; 0 = 2 × hardware threads.
   std::size_t max_clients = 10000;         ///< Past this, a new connection is closed at once.
-  std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (PROTOCOL.md: at most 8 MiB).
-  unsigned pre_posted_accepts = 16;        ///< Accepts kept waiting on the listener.
-  std::chrono::milliseconds leave_time{
-      2000};  ///< How long a leaving client may take to read its last frames.
+  std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (docs/protocol.md: at most 8 MiB).
+  /// Bytes queued for all clients together; past it the largest queues are dropped.
+  std::size_t max_total_queue_bytes = default_total_queue_bytes();
+  /// How long a client's queue may stay congested (its senders waiting) before it is dropped as stuck.
+  std::chrono::milliseconds stall_limit{2000};
+  unsigned pre_posted_accepts = 16;  ///< Accepts kept waiting on the listener.
+  /// How long a leaving client's socket may take to read its last frames
+  /// (it has already left the room: this only bounds the cleanup).
+  std::chrono::milliseconds leave_time{2000};
   /// A connection that is not logged in this long after it connected, or after
   /// the last LOGIN_REQUEST the server answered, is closed (no ERROR: the
   /// protocol has no code for it); 0 = never. 30 s by default: long enough
@@ -85,8 +97,8 @@ struct ServerConfig {
 // [connection]
 /// One connected client: its socket, its two operations, its outbound queue.
 struct Connection : std::enable_shared_from_this<Connection> {
-  /// Takes the accepted socket.
-  explicit Connection(Socket accepted) : socket(std::move(accepted)) {}
+  /// Takes the accepted socket; its queue counts in the server's `total`.
+  Connection(Socket accepted, OutboundTotal& total) : socket(std::move(accepted)), outbound(&total) {}
 
   Socket socket;             ///< The client's socket; closed only after the last completion.
   std::string name;          ///< "127.0.0.1:50000", for log lines.
@@ -104,8 +116,14 @@ struct Connection : std::enable_shared_from_this<Connection> {
   bool peer_done GUARDED_BY(lock) = false;         ///< The client's stream ended (0-byte receive).
   std::chrono::steady_clock::time_point leave_by GUARDED_BY(lock);  ///< A leaving client is closed by then.
   bool closing GUARDED_BY(lock) = false;      ///< The server decided to close: start nothing new.
+  bool departed GUARDED_BY(lock) = false;     ///< Has left the room (exactly once, as soon as it leaves).
   bool finished GUARDED_BY(lock) = false;     ///< Freed from the list (exactly once).
   std::string close_reason GUARDED_BY(lock);  ///< Why, for the disconnect log line.
+  /// Senders whose next receive waits until this client's queue has room again.
+  std::vector<std::shared_ptr<Connection>> waiting_senders GUARDED_BY(lock);
+  /// Since when its queue has been congested: it reached a quarter of the
+  /// bound and has not been back under an eighth since. Empty if it is not.
+  std::optional<std::chrono::steady_clock::time_point> congested_since GUARDED_BY(lock);
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
   /// When the login timer last started: at the accept, and again after each
   /// answered LOGIN_REQUEST (checked by the sweep, only until logged in).
@@ -141,22 +159,40 @@ class ChatServer {
   Backend backend() const noexcept { return port_object_ ? port_object_->backend() : Backend::automatic; }
   /// Clients connected right now.
   std::int64_t client_count() const noexcept { return client_count_.value(); }
+  /// How many times a sender's next receive has waited for room in a congested client's queue.
+  std::int64_t senders_paused() const noexcept { return senders_paused_.value(); }
 
  private:
+  /// What a handler does once it has let go of a connection's lock: the
+  /// decisions are taken under the lock, the work on other objects after it.
+  struct AfterUnlock {
+    bool depart = false;                              ///< It started leaving: out of the room now.
+    bool finish = false;                              ///< Its last operation completed: free it.
+    std::vector<std::shared_ptr<Connection>> resume;  ///< Senders that waited for room in its queue.
+  };
+
   void run_worker();
   void dispatch(const Completion& completion);
   void on_accept(AcceptOperation& accept, const Completion& completion);
   void on_receive(Connection& connection, const Completion& completion);
-  bool handle_frames(Connection& connection);
-  void apply(Connection& sender, const ChatRoom<std::shared_ptr<Connection>>::Effects& effects);
+  void receive_again(Connection& connection);
+  std::shared_ptr<Connection> handle_frames(Connection& connection);
+  bool queue_reply(Connection& connection, std::span<const std::byte> frame);
+  std::shared_ptr<Connection> apply(Connection& sender,
+                                    const ChatRoom<std::shared_ptr<Connection>>::Effects& effects);
   void on_send(Connection& connection, const Completion& completion);
-  void deliver(Connection& connection, std::span<const std::byte> frames);
+  bool deliver(Connection& connection, std::span<const std::byte> frames);
+  bool wait_for_room(Connection& congested, Connection& sender);
+  void shed_largest_queues();
+  void drop_slow_consumer_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
   void schedule_send_locked(Connection& connection) REQUIRES(connection.lock);
   void start_scheduled_sends();
   void claim_send_locked(Connection& connection) REQUIRES(connection.lock);
   void start_send_locked(Connection& connection) REQUIRES(connection.lock);
   void begin_close_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
-  bool completed_locked(Connection& connection) REQUIRES(connection.lock);
+  AfterUnlock settle_locked(Connection& connection) REQUIRES(connection.lock);
+  void settle(Connection& connection, AfterUnlock after);
+  void depart(Connection& connection);
   void start_leaving_locked(Connection& connection, std::string reason, SharedBuffer last_words)
       REQUIRES(connection.lock);
   void finish_leaving_locked(Connection& connection) REQUIRES(connection.lock);
@@ -188,9 +224,12 @@ class ChatServer {
   std::list<std::shared_ptr<Connection>> clients_ GUARDED_BY(clients_lock_);  ///< Every live connection.
   ChatRoom<std::shared_ptr<Connection>> room_;       ///< Sessions: logins, ids, who hears what.
   bool stopping_ GUARDED_BY(clients_lock_) = false;  ///< stop() has begun: accept no one.
-  InterlockedCounter client_count_;   ///< Connected clients (the original's interlocked counter).
-  InterlockedCounter connections_;    ///< Every connection still alive, refused ones included.
-  InterlockedCounter accepts_alive_;  ///< Accept operations still outstanding.
+  InterlockedCounter client_count_;    ///< Connected clients (the original's interlocked counter).
+  InterlockedCounter connections_;     ///< Every connection still alive, refused ones included.
+  InterlockedCounter accepts_alive_;   ///< Accept operations still outstanding.
+  InterlockedCounter senders_paused_;  ///< Receives that waited for room (back-pressure at work).
+  OutboundTotal queued_total_;         ///< Bytes queued for every client together, and their bound.
+  std::atomic<bool> shedding_{false};  ///< One worker at a time drops the largest queues.
 
   std::atomic<std::chrono::steady_clock::rep> next_sweep_{
       0};  ///< When a worker next looks for overdue leavers.
