@@ -1,7 +1,8 @@
 // reliability_support.hpp — small tools for the fault, load and hostile-input
 // tests of both servers: reading the server's log, counting this process's
-// open descriptors, raising the descriptor limit, and a watchdog for a call
-// that must return.
+// open descriptors, raising the descriptor limit, a watchdog for a call that
+// must return, a reader that reads at a set pace, and this process's
+// resident memory.
 //
 // Test idea: the servers promise behaviour under stress — a reason in the
 // log, descriptors back to their baseline, stop() that returns — and these
@@ -12,12 +13,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -30,6 +33,7 @@
 #include <dirent.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <fstream>
 #endif
 
 namespace iocp_chat::reliability {
@@ -139,5 +143,119 @@ inline void must_return_within(const std::function<void()>& call, std::chrono::m
   runner.join();
   done.get();
 }
+
+/// A client that reads whatever arrives, but never faster than a set rate:
+/// an ordinary person's client on a modest link. It counts the bytes and
+/// notices when the server closes it. Works for both stages (it does not
+/// look at the bytes).
+class PacedReader {
+ public:
+  /// Reads from `socket` on a thread of its own, at most `bytes_per_second`.
+  PacedReader(Socket socket, std::size_t bytes_per_second) : socket_(std::move(socket)) {
+    thread_ = std::thread([this, bytes_per_second] {
+      std::vector<std::byte> buffer(16 * 1024);
+      const auto start = std::chrono::steady_clock::now();
+      while (!stop_.load()) {
+        // Ahead of the pace: let time catch up before reading on.
+        const auto due = start + std::chrono::microseconds(received_.load() * 1'000'000 / bytes_per_second);
+        if (std::chrono::steady_clock::now() < due) {
+          std::this_thread::sleep_until(
+              std::min(due, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
+          continue;
+        }
+        if (!wait_readable(socket_, 20)) continue;
+        std::error_code error;
+        const std::size_t count = receive_some(socket_, buffer, error);
+        if (error || count == 0) {
+          ended_.store(true);
+          return;
+        }
+        received_.fetch_add(count);
+      }
+    });
+  }
+  PacedReader(const PacedReader&) = delete;
+  PacedReader& operator=(const PacedReader&) = delete;
+  /// Stops reading (the socket stays open until destruction).
+  ~PacedReader() { stop(); }
+  /// Stops the reading thread.
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  /// Bytes read so far.
+  std::size_t received() const { return received_.load(); }
+  /// True once the server closed this client.
+  bool ended() const { return ended_.load(); }
+  /// The socket, to send on (from another thread than the reading one).
+  Socket& socket() { return socket_; }
+
+ private:
+  Socket socket_;                         ///< Connected (and, for ver.2, logged in).
+  std::atomic<std::size_t> received_{0};  ///< Bytes read.
+  std::atomic<bool> stop_{false};         ///< Tells the thread to stop.
+  std::atomic<bool> ended_{false};        ///< End of stream or an error.
+  std::thread thread_;                    ///< The reading thread.
+};
+
+/// This process's resident memory (Linux: VmRSS); std::nullopt where unknown.
+inline std::optional<std::size_t> resident_bytes() {
+#ifdef _WIN32
+  return std::nullopt;
+#else
+  std::ifstream status("/proc/self/status");
+  std::string word;
+  while (status >> word) {
+    if (word == "VmRSS:") {
+      std::size_t kilobytes = 0;
+      status >> kilobytes;
+      return kilobytes * 1024;
+    }
+  }
+  return std::nullopt;
+#endif
+}
+
+/// Samples resident_bytes() every few milliseconds while it exists and keeps the peak.
+class PeakResidentMemory {
+ public:
+  /// Starts sampling.
+  PeakResidentMemory()
+      : thread_([this] {
+          while (!stop_.load()) {
+            if (const auto now = resident_bytes()) peak_.store(std::max(peak_.load(), *now));
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          }
+        }) {}
+  PeakResidentMemory(const PeakResidentMemory&) = delete;
+  PeakResidentMemory& operator=(const PeakResidentMemory&) = delete;
+  /// Stops sampling.
+  ~PeakResidentMemory() {
+    stop_.store(true);
+    thread_.join();
+  }
+  /// The highest sample so far (0 where it cannot be measured).
+  std::size_t peak() const { return peak_.load(); }
+
+ private:
+  std::atomic<std::size_t> peak_{0};  ///< Highest VmRSS seen.
+  std::atomic<bool> stop_{false};     ///< Tells the thread to stop.
+  std::thread thread_;                ///< The sampling thread.
+};
+
+/// True in an AddressSanitizer build, whose quarantine keeps freed memory
+/// resident on purpose: memory figures mean nothing there.
+inline constexpr bool kAddressSanitizer =
+#if defined(__SANITIZE_ADDRESS__)
+    true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    true;
+#else
+    false;
+#endif
+#else
+    false;
+#endif
 
 }  // namespace iocp_chat::reliability

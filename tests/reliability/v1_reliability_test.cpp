@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -411,6 +412,119 @@ TEST_P(V1Reliability, ChurnDuringABroadcastReturnsToTheBaselineAndLosesNothing) 
         << reliability::open_descriptors() << " descriptors open, baseline " << baseline_fds;
   }
 }
+
+// [fairness-tests]
+// One client sends as fast as it can (and reads its own echo) while ten
+// ordinary clients read 2 MB/s each. None of the ten is dropped: the flooder
+// is slowed to their pace instead — its next receive waits while a reader's
+// queue is congested, and TCP holds its bytes back in its own socket.
+TEST_P(V1Reliability, OneFlooderIsSlowedToItsReadersPaceAndNoReaderIsDropped) {
+  LogRecorder log;
+  ServerConfig config;
+  config.max_queue_bytes = 1 << 20;  // congested at 256 KiB
+  start_server(config);
+  constexpr int kReaders = 10;
+  std::vector<std::unique_ptr<reliability::PacedReader>> readers;
+  for (int i = 0; i < kReaders; ++i) {
+    Socket socket = connect_to("127.0.0.1", server_->port());
+    reliability::shrink_receive_buffer(socket, 64 * 1024);  // the backlog shows in the server, not the kernel
+    readers.push_back(std::make_unique<reliability::PacedReader>(std::move(socket), 2'000'000));
+  }
+  Reader flooder(server_->port(), false);  // reads its echo as fast as it can
+  wait_for_clients(kReaders + 1);
+
+  const std::string chunk(16 * 1024, 'f');
+  std::size_t sent = 0;
+  const auto start = Clock::now();
+  while (Clock::now() - start < 3s) {
+    ASSERT_FALSE(send_all(flooder.socket(), chunk));
+    sent += chunk.size();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const auto& reader : readers) EXPECT_FALSE(reader->ended()) << "an ordinary reader was dropped";
+  EXPECT_FALSE(log.contains("slow consumer")) << log.text();
+  EXPECT_EQ(server_->client_count(), kReaders + 1);
+  EXPECT_GT(server_->senders_paused(), 0) << "the flooder was never slowed";
+  RecordProperty("flooder_bytes_per_second", static_cast<int>(static_cast<double>(sent) / seconds));
+  std::printf("flooder sent %.1f MB/s; readers read %.1f MB each\n",
+              static_cast<double>(sent) / seconds / 1e6,
+              static_cast<double>(readers.front()->received()) / 1e6);
+}
+
+// A sender whose readers all keep up is never slowed: with the readers at
+// most a window behind, no queue ever gets near a quarter of its bound.
+TEST_P(V1Reliability, ASenderWhoseReadersKeepUpIsNeverSlowed) {
+  ServerConfig config;
+  config.max_queue_bytes = 1 << 20;
+  start_server(config);
+  std::vector<std::unique_ptr<Reader>> readers;
+  for (int i = 0; i < 10; ++i) readers.push_back(std::make_unique<Reader>(server_->port(), false));
+  Reader sender(server_->port(), false);
+  wait_for_clients(11);
+  const std::string chunk(16 * 1024, 's');
+  constexpr std::size_t kTotal = std::size_t{16} << 20;
+  const auto slowest = [&] {
+    std::size_t least = sender.received();
+    for (const auto& reader : readers) least = std::min(least, reader->received());
+    return least;
+  };
+  for (std::size_t sent = 0; sent < kTotal; sent += chunk.size()) {
+    ASSERT_TRUE(eventually([&] { return slowest() + 4 * chunk.size() >= sent + chunk.size(); }))
+        << "readers stalled";
+    ASSERT_FALSE(send_all(sender.socket(), chunk));
+  }
+  EXPECT_TRUE(eventually([&] { return slowest() == kTotal; }));
+  EXPECT_EQ(server_->senders_paused(), 0) << "a sender was slowed although every reader kept up";
+}
+
+// Many clients that stop reading, one fast sender, two readers: the queues
+// together stay near --max-total-queue-bytes (the largest are dropped; the
+// last few, once the total is low again, by the stall limit), the readers
+// get everything, and the process's resident memory shows it. Without the
+// total bound, each of the 60 would hold a congested megabyte.
+TEST_P(V1Reliability, ClientsThatStopReadingCannotPushTheServerPastItsTotalBound) {
+  LogRecorder log;
+  ServerConfig config;
+  config.max_queue_bytes = 4 << 20;
+  config.max_total_queue_bytes = 16 << 20;
+  start_server(config);
+  constexpr int kSleepers = 60;  // 60 x 1 MiB congested queues, were nothing bounding the total
+  std::vector<Socket> sleepers;
+  for (int i = 0; i < kSleepers; ++i) {
+    sleepers.push_back(connect_to("127.0.0.1", server_->port()));
+    reliability::shrink_receive_buffer(sleepers.back(), 4096);
+  }
+  Reader sender(server_->port(), false);
+  Reader reader(server_->port(), false);
+  wait_for_clients(kSleepers + 2);
+  const std::size_t baseline = reliability::resident_bytes().value_or(0);
+  std::size_t peak = 0;
+  {
+    reliability::PeakResidentMemory memory;
+    const std::string chunk(16 * 1024, 'm');
+    constexpr std::size_t kTotal = std::size_t{16} << 20;
+    for (std::size_t sent = 0; sent < kTotal; sent += chunk.size()) {
+      ASSERT_TRUE(eventually([&] {
+        return std::min(sender.received(), reader.received()) + 8 * chunk.size() >= sent + chunk.size();
+      })) << "the readers stalled at "
+          << reader.received() << " bytes";
+      ASSERT_FALSE(send_all(sender.socket(), chunk));
+    }
+    EXPECT_TRUE(eventually([&] { return reader.received() == kTotal && sender.received() == kTotal; }));
+    peak = memory.peak();
+  }
+  EXPECT_TRUE(eventually([&] { return server_->client_count() == 2; })) << "sleepers still connected";
+  EXPECT_TRUE(log.contains("queues together passed 16777216")) << log.text();
+  if (baseline != 0 && !reliability::kAddressSanitizer) {
+    const std::size_t growth = peak - std::min(peak, baseline);
+    EXPECT_LE(growth, std::size_t{48} << 20)
+        << "resident memory grew " << growth << " bytes (3 x the bound allowed)";
+    RecordProperty("resident_growth_bytes", static_cast<int>(growth));
+    std::printf("resident memory grew %.1f MiB over a %.1f MiB baseline\n",
+                static_cast<double>(growth) / 1048576, static_cast<double>(baseline) / 1048576);
+  }
+}
+// [fairness-tests]
 
 INSTANTIATE_TEST_SUITE_P(Backends, V1Reliability, ::testing::ValuesIn(compiled_backends()),
                          testing_support::backend_name);

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <set>
@@ -443,7 +444,8 @@ TEST_P(V2Reliability, AHalfClosedClientGetsItsLastFramesThenTheEnd) {
 }
 
 // A client that stops reading is dropped once its queue passes a small
-// --max-queue-bytes; the reason is logged; the others get every message.
+// --max-queue-bytes (or has kept its sender waiting for --stall-limit); the
+// reason is logged; the others get every message.
 TEST_P(V2Reliability, AClientThatStopsReadingIsDroppedAtItsCapWithTheReasonLogged) {
   LogRecorder log;
   ServerConfig config;
@@ -493,8 +495,12 @@ TEST_P(V2Reliability, AClientThatStopsReadingIsDroppedAtItsCapWithTheReasonLogge
   target.store(sent);
   reading.join();
   draining.join();
-  EXPECT_TRUE(eventually([&] { return log.contains("slow consumer: more than 16384 bytes waiting"); }))
-      << log.text();
+  // Dropped at its cap, or sooner, once its queue has stayed congested for
+  // stall_limit (the back-pressure that spares readers from a flooder).
+  EXPECT_TRUE(eventually([&] {
+    return log.contains("slow consumer: more than 16384 bytes waiting") ||
+           log.contains("slow consumer: congested for more than 2000 ms");
+  })) << log.text();
   EXPECT_EQ(read.load(), sent);
   EXPECT_EQ(echoed.load(), sent);
   EXPECT_EQ(wrong.load(), 0);
@@ -674,6 +680,199 @@ TEST_P(V2Reliability, ChurnDuringABroadcastReturnsToTheBaselineAndLosesNothing) 
         << reliability::open_descriptors() << " descriptors open, baseline " << baseline_fds;
   }
 }
+
+// [fairness-tests]
+/// `count` CHAT_REQUESTs back to back: what a fast client writes at once.
+std::string chat_burst(int count) {
+  std::string burst;
+  for (int i = 0; i < count; ++i) burst += bytes_of(ChatRequest{"0123456789abcdefghijklmnopqrstuv"});
+  return burst;
+}
+
+/// Bytes of the CHAT_BROADCASTs one CHAT_REQUEST makes for each member.
+constexpr std::size_t kBroadcastSize = 52;
+
+/// A logged-in member whose socket now belongs to a PacedReader.
+std::unique_ptr<reliability::PacedReader> paced_member(std::uint16_t port, const std::string& id,
+                                                       std::size_t bytes_per_second, int receive_buffer = 0) {
+  auto client = logged_in_client(port, id);
+  if (receive_buffer != 0) reliability::shrink_receive_buffer(client->socket(), receive_buffer);
+  return std::make_unique<reliability::PacedReader>(std::move(client->socket()), bytes_per_second);
+}
+
+// One member sends as fast as it can (and reads its own echo) while ten
+// ordinary members read 2 MB/s each. None of the ten is dropped: the flooder
+// is slowed to their pace — its next receive waits while a reader's queue is
+// congested, and TCP holds its bytes back in its own socket.
+TEST_P(V2Reliability, OneFlooderIsSlowedToItsReadersPaceAndNoReaderIsDropped) {
+  LogRecorder log;
+  ServerConfig config;
+  config.max_queue_bytes = 1 << 20;  // congested at 256 KiB
+  start_server(config);
+  constexpr int kReaders = 10;
+  std::vector<std::unique_ptr<reliability::PacedReader>> readers;
+  for (int i = 0; i < kReaders; ++i) {
+    readers.push_back(paced_member(server_->port(), "reader" + std::to_string(i), 2'000'000, 64 * 1024));
+  }
+  auto flooder = paced_member(server_->port(), "flooder", std::size_t{1} << 40);  // reads as fast as it can
+  ASSERT_TRUE(eventually([&] { return server_->client_count() == kReaders + 1; }));
+
+  const std::string burst = chat_burst(400);
+  std::size_t sent = 0;
+  const auto start = Clock::now();
+  while (Clock::now() - start < 3s) {
+    ASSERT_FALSE(send_all(flooder->socket(), burst));
+    sent += 400;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const auto& reader : readers) EXPECT_FALSE(reader->ended()) << "an ordinary reader was dropped";
+  EXPECT_FALSE(log.contains("slow consumer")) << log.text();
+  EXPECT_EQ(server_->client_count(), kReaders + 1);
+  EXPECT_GT(server_->senders_paused(), 0) << "the flooder was never slowed";
+  std::printf("flooder sent %.0f messages/s; each reader read %.1f MB\n", static_cast<double>(sent) / seconds,
+              static_cast<double>(readers.front()->received()) / 1e6);
+}
+
+// A sender whose readers all keep up is never slowed: with the readers at
+// most a few bursts behind, no queue ever gets near a quarter of its bound.
+TEST_P(V2Reliability, ASenderWhoseReadersKeepUpIsNeverSlowed) {
+  ServerConfig config;
+  config.max_queue_bytes = 1 << 20;
+  start_server(config);
+  std::vector<std::unique_ptr<reliability::PacedReader>> readers;
+  for (int i = 0; i < 10; ++i) {
+    readers.push_back(paced_member(server_->port(), "reader" + std::to_string(i), std::size_t{1} << 40));
+  }
+  auto sender = paced_member(server_->port(), "sender", std::size_t{1} << 40);
+  ASSERT_TRUE(eventually([&] { return server_->client_count() == 11; }));
+  // Reader i hears the USER_JOINED of each member after it: 10 - i of them.
+  const auto chat_bytes = [&](std::size_t i) {
+    const std::size_t joined = (10 - i) * 20;
+    return readers[i]->received() - std::min(readers[i]->received(), joined);
+  };
+  const auto slowest = [&] {
+    std::size_t least = sender->received();  // the sender hears no join of its own
+    for (std::size_t i = 0; i < readers.size(); ++i) least = std::min(least, chat_bytes(i));
+    return least;
+  };
+  constexpr int kBurst = 100;
+  constexpr int kBursts = 800;  // 80,000 messages, 4 MB to each member
+  const std::string burst = chat_burst(kBurst);
+  for (int i = 0; i < kBursts; ++i) {
+    const std::size_t expected = static_cast<std::size_t>(i) * kBurst * kBroadcastSize;
+    ASSERT_TRUE(eventually([&] { return slowest() + 4 * kBurst * kBroadcastSize >= expected; }))
+        << "readers stalled";
+    ASSERT_FALSE(send_all(sender->socket(), burst));
+  }
+  EXPECT_TRUE(eventually([&] { return slowest() >= std::size_t{kBursts} * kBurst * kBroadcastSize; }));
+  EXPECT_EQ(server_->senders_paused(), 0) << "a sender was slowed although every reader kept up";
+}
+
+// Many members that stop reading, one fast sender, one reader: the queues
+// together stay near --max-total-queue-bytes (the largest are dropped; the
+// last few, once the total is low again, by the stall limit), the reader
+// gets everything, and the process's resident memory shows it. Without the
+// total bound, each of the 60 would hold a congested megabyte.
+TEST_P(V2Reliability, MembersThatStopReadingCannotPushTheServerPastItsTotalBound) {
+  LogRecorder log;
+  ServerConfig config;
+  config.max_queue_bytes = 4 << 20;
+  config.max_total_queue_bytes = 16 << 20;
+  config.leave_time = 300ms;
+  start_server(config);
+  constexpr int kSleepers = 60;
+  std::vector<std::unique_ptr<FrameClient>> sleepers;
+  for (int i = 0; i < kSleepers; ++i) {
+    sleepers.push_back(member("sleeper" + std::to_string(i)));
+    reliability::shrink_receive_buffer(sleepers.back()->socket(), 4096);
+  }
+  auto reader = paced_member(server_->port(), "reader", std::size_t{1} << 40);
+  auto sender = paced_member(server_->port(), "sender", std::size_t{1} << 40);
+  ASSERT_TRUE(eventually([&] { return server_->client_count() == kSleepers + 2; }));
+  const std::size_t start_bytes = reader->received();  // the sender's USER_JOINED
+  const std::size_t baseline = reliability::resident_bytes().value_or(0);
+  std::size_t peak = 0;
+  constexpr int kBurst = 100;
+  constexpr int kBursts = 3000;  // 300,000 messages, 16 MB to each member
+  {
+    reliability::PeakResidentMemory memory;
+    const std::string burst = chat_burst(kBurst);
+    for (int i = 0; i < kBursts; ++i) {
+      const std::size_t expected = static_cast<std::size_t>(i) * kBurst * kBroadcastSize;
+      ASSERT_TRUE(eventually([&] {
+        return std::min(reader->received() - start_bytes, sender->received()) + 8 * kBurst * kBroadcastSize >=
+               expected;
+      })) << "the reader stalled at "
+          << reader->received() << " bytes";
+      ASSERT_FALSE(send_all(sender->socket(), burst));
+    }
+    peak = memory.peak();
+  }
+  EXPECT_TRUE(eventually([&] { return server_->client_count() == 2; })) << "sleepers still connected";
+  EXPECT_TRUE(log.contains("queues together passed 16777216")) << log.text();
+  if (baseline != 0 && !reliability::kAddressSanitizer) {
+    const std::size_t growth = peak - std::min(peak, baseline);
+    EXPECT_LE(growth, std::size_t{48} << 20)
+        << "resident memory grew " << growth << " bytes (3 x the bound allowed)";
+    std::printf("resident memory grew %.1f MiB over a %.1f MiB baseline\n",
+                static_cast<double>(growth) / 1048576, static_cast<double>(baseline) / 1048576);
+  }
+}
+
+// A dropped member leaves the room at once: the others hear USER_LEFT, and
+// its id can log in again, while its socket is still open (the server is
+// still trying to hand it its SLOW_CONSUMER, for up to leave_time = 30 s).
+TEST_P(V2Reliability, ADroppedMemberLeavesTheRoomAtOnceNotWhenItsSocketCloses) {
+  LogRecorder log;
+  ServerConfig config;
+  config.max_queue_bytes = 64 * 1024;
+  config.stall_limit = 300ms;
+  config.leave_time = 30s;  // far longer than the test's deadline for USER_LEFT
+  start_server(config);
+  auto sender = member("sender");
+  auto watcher = member("watcher");
+  auto sleeper = member("sleeper");  // reads nothing from here on
+  reliability::shrink_receive_buffer(sleeper->socket(), 4096);
+  sender->expect<UserJoined>();
+  sender->expect<UserJoined>();
+  watcher->expect<UserJoined>();
+  std::atomic<int> seen{0};
+  std::atomic<bool> left{false};
+  std::thread watching([&] {
+    while (!left.load()) {
+      const auto packet = watcher->next(100ms);
+      if (!packet) {
+        if (watcher->ended()) return;
+        continue;
+      }
+      if (std::holds_alternative<ChatBroadcast>(*packet)) seen.fetch_add(1);
+      if (const auto* gone = std::get_if<UserLeft>(&*packet); gone && gone->user_id == "sleeper")
+        left.store(true);
+    }
+  });
+  std::thread echo([&] {
+    while (!left.load()) {
+      if (!sender->next(100ms) && sender->ended()) return;
+    }
+  });
+  int sent = 0;
+  const auto start = Clock::now();
+  while (!left.load() && Clock::now() - start < kDeadline) {
+    if (!eventually([&] { return seen.load() + 200 >= sent + 50 || left.load(); }, 5s)) break;
+    std::string burst;
+    for (int i = 0; i < 50; ++i) burst += bytes_of(ChatRequest{std::to_string(sent++)});
+    sender->send_raw(burst);
+  }
+  const bool announced = left.load();
+  left.store(true);
+  watching.join();
+  echo.join();
+  ASSERT_TRUE(announced) << "no USER_LEFT for the dropped member\n" << log.text();
+  EXPECT_EQ(server_->client_count(), 3) << "its socket should still be open (leave_time 30 s)";
+  auto again = logged_in_client(server_->port(), "sleeper");  // its id is free already
+  EXPECT_TRUE(log.contains("slow consumer")) << log.text();
+}
+// [fairness-tests]
 
 INSTANTIATE_TEST_SUITE_P(Backends, V2Reliability, ::testing::ValuesIn(compiled_backends()),
                          testing_support::backend_name);
