@@ -4,6 +4,7 @@
 // server (port, listener, pre-posted accepts, worker threads), then waits for
 // Ctrl+C / SIGTERM and runs the ordered shutdown; all I/O happens on the
 // worker threads.
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
   std::uint64_t threads = config.threads;
   std::uint64_t max_clients = config.max_clients;
   std::uint64_t max_queue_bytes = config.max_queue_bytes;
+  std::uint64_t max_total_queue_bytes = config.max_total_queue_bytes;
+  std::uint64_t stall_limit_ms = static_cast<std::uint64_t>(config.stall_limit.count());
 
   CommandLine options("v1_server", "ver.1 chat server: every byte any client sends goes to every client",
                       "Example: v1_server --port 42006\n"
@@ -44,6 +47,14 @@ int main(int argc, char** argv) {
   options.number("--max-queue-bytes",
                  "bytes waiting for one client before it is dropped as a slow consumer (default 8 MiB)",
                  max_queue_bytes, 1024, std::uint64_t{1} << 32);
+  options.number("--max-total-queue-bytes",
+                 "bytes waiting for all clients together; past it the largest queues are dropped first "
+                 "(default: a quarter of this machine's memory, 64 MiB to 1 GiB)",
+                 max_total_queue_bytes, 1 << 20, std::uint64_t{1} << 40);
+  options.number("--stall-limit",
+                 "milliseconds a client's queue may stay congested (a quarter of --max-queue-bytes, "
+                 "its senders held back meanwhile) before it is dropped as stuck (default 2000)",
+                 stall_limit_ms, 100, 600000);
   switch (options.parse(argc, argv)) {
     case ParseOutcome::help:
       return 0;
@@ -56,6 +67,8 @@ int main(int argc, char** argv) {
   config.threads = static_cast<unsigned>(threads);
   config.max_clients = static_cast<std::size_t>(max_clients);
   config.max_queue_bytes = static_cast<std::size_t>(max_queue_bytes);
+  config.max_total_queue_bytes = static_cast<std::size_t>(max_total_queue_bytes);
+  config.stall_limit = std::chrono::milliseconds(stall_limit_ms);
 
   // [main-run]
   prepare_shutdown_signal();  // before any thread starts, so every thread inherits it

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   std::uint64_t threads = config.threads;
   std::uint64_t max_clients = config.max_clients;
   std::uint64_t max_queue_bytes = config.max_queue_bytes;
+  std::uint64_t max_total_queue_bytes = config.max_total_queue_bytes;
+  std::uint64_t stall_limit_ms = static_cast<std::uint64_t>(config.stall_limit.count());
   std::uint64_t login_timeout_ms = static_cast<std::uint64_t>(config.login_timeout.count());
 
   CommandLine options("v2_server",
@@ -53,6 +55,14 @@ int main(int argc, char** argv) {
       "milliseconds a connection may stay without logging in, counted from its connect and again "
       "from each answered login; then it is closed (default 30000: time to retype an id; 0 = never)",
       login_timeout_ms, 0, 86400000);
+  options.number("--max-total-queue-bytes",
+                 "bytes waiting for all clients together; past it the largest queues are dropped first "
+                 "(default: a quarter of this machine's memory, 64 MiB to 1 GiB)",
+                 max_total_queue_bytes, 1 << 20, std::uint64_t{1} << 40);
+  options.number("--stall-limit",
+                 "milliseconds a client's queue may stay congested (a quarter of --max-queue-bytes, "
+                 "its senders held back meanwhile) before it is dropped as stuck (default 2000)",
+                 stall_limit_ms, 100, 600000);
   switch (options.parse(argc, argv)) {
     case ParseOutcome::help:
       return 0;
@@ -65,6 +75,8 @@ int main(int argc, char** argv) {
   config.threads = static_cast<unsigned>(threads);
   config.max_clients = static_cast<std::size_t>(max_clients);
   config.max_queue_bytes = static_cast<std::size_t>(max_queue_bytes);
+  config.max_total_queue_bytes = static_cast<std::size_t>(max_total_queue_bytes);
+  config.stall_limit = std::chrono::milliseconds(stall_limit_ms);
   config.login_timeout = std::chrono::milliseconds(login_timeout_ms);
 
   // [main-run]
