@@ -838,6 +838,8 @@ TEST_P(V2Reliability, ADroppedMemberLeavesTheRoomAtOnceNotWhenItsSocketCloses) {
   watcher->expect<UserJoined>();
   std::atomic<int> seen{0};
   std::atomic<bool> left{false};
+  std::atomic<Clock::rep> left_at{0};       // when the watcher heard USER_LEFT
+  std::atomic<Clock::rep> congested_at{0};  // when the sender was first held back
   std::thread watching([&] {
     while (!left.load()) {
       const auto packet = watcher->next(100ms);
@@ -846,8 +848,10 @@ TEST_P(V2Reliability, ADroppedMemberLeavesTheRoomAtOnceNotWhenItsSocketCloses) {
         continue;
       }
       if (std::holds_alternative<ChatBroadcast>(*packet)) seen.fetch_add(1);
-      if (const auto* gone = std::get_if<UserLeft>(&*packet); gone && gone->user_id == "sleeper")
+      if (const auto* gone = std::get_if<UserLeft>(&*packet); gone && gone->user_id == "sleeper") {
+        left_at.store(Clock::now().time_since_epoch().count());
         left.store(true);
+      }
     }
   });
   std::thread echo([&] {
@@ -859,6 +863,9 @@ TEST_P(V2Reliability, ADroppedMemberLeavesTheRoomAtOnceNotWhenItsSocketCloses) {
   const auto start = Clock::now();
   while (!left.load() && Clock::now() - start < kDeadline) {
     if (!eventually([&] { return seen.load() + 200 >= sent + 50 || left.load(); }, 5s)) break;
+    if (congested_at.load() == 0 && server_->senders_paused() > 0) {
+      congested_at.store(Clock::now().time_since_epoch().count());
+    }
     std::string burst;
     for (int i = 0; i < 50; ++i) burst += bytes_of(ChatRequest{std::to_string(sent++)});
     sender->send_raw(burst);
@@ -870,6 +877,11 @@ TEST_P(V2Reliability, ADroppedMemberLeavesTheRoomAtOnceNotWhenItsSocketCloses) {
   ASSERT_TRUE(announced) << "no USER_LEFT for the dropped member\n" << log.text();
   EXPECT_EQ(server_->client_count(), 3) << "its socket should still be open (leave_time 30 s)";
   auto again = logged_in_client(server_->port(), "sleeper");  // its id is free already
+  if (congested_at.load() != 0) {
+    std::printf(
+        "USER_LEFT %.0f ms after the sender was first held back (stall limit 300 ms, sweep every 250 ms)\n",
+        static_cast<double>(Clock::duration(left_at.load() - congested_at.load()).count()) / 1e6);
+  }
   EXPECT_TRUE(log.contains("slow consumer")) << log.text();
 }
 // [fairness-tests]
