@@ -2,7 +2,9 @@
 // build time) run as a child process with a descriptor limit of 64, then
 // offered far more connections than that: it must keep serving the clients
 // it has, not spin, close the connections it cannot take instead of
-// stranding them, and accept again once descriptors are free.
+// stranding them, and accept again once descriptors are free. And the same
+// server run out of memory for one client's queue: it drops that client and
+// goes on.
 //
 // IOCP idea: an accept that fails for want of descriptors completes like any
 // other operation, while the connection that caused it stays queued on the
@@ -36,6 +38,7 @@
 #include "server_process.hpp"
 
 #ifndef _WIN32
+#include <sys/resource.h>
 #include <unistd.h>
 #endif
 
@@ -70,6 +73,20 @@ double cpu_seconds(long pid) {
     }
   }
   return static_cast<double>(user + system) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// A process's address-space size (VmSize in /proc/<pid>/status) in bytes; 0 if unknown.
+std::size_t virtual_size(long pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string word;
+  while (status >> word) {
+    if (word == "VmSize:") {
+      std::size_t kilobytes = 0;
+      status >> kilobytes;
+      return kilobytes * 1024;
+    }
+  }
+  return 0;
 }
 
 /// How many times `text` occurs in `haystack`.
@@ -134,6 +151,10 @@ class Chatter {
     return eventually([&] { return logged_in() || is_closed(socket_); }) && !is_closed(socket_);
 #endif
   }
+  /// The longest message: ver.2's 32-byte field; ver.1 sends the same.
+  static constexpr std::size_t kLongest = 32;
+  /// The socket (to shrink its receive buffer, say).
+  Socket& socket() { return socket_; }
   /// Reads until `bytes` more have arrived beyond the login answer; false on close or deadline.
   bool receive(std::size_t bytes) {
     expected_ += bytes;
@@ -277,6 +298,86 @@ TEST_P(FdExhaustion, ServesItsClientsDoesNotSpinAndRecovers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FdExhaustion, ::testing::ValuesIn(compiled_backends()),
+                         testing_support::backend_name);
+
+/// Runs once per backend; the server runs as a child process whose address
+/// space is then limited to a little more than it uses.
+class MemoryExhaustion : public FdExhaustion {};
+
+// [out-of-memory-test]
+// Out of memory for one client's queue: the server's worker catches the
+// std::bad_alloc, drops that one client and goes on — without the catch, an
+// exception leaving a worker thread ends the whole process. The child's
+// address space is limited (prlimit) to what it uses plus 64 MiB, and one
+// client that never reads is sent more than that while its queue bound and
+// stall limit are set out of reach.
+TEST_P(MemoryExhaustion, RunningOutOfMemoryForOneQueueDropsThatClientAndTheServerGoesOn) {
+#ifdef _WIN32
+  GTEST_SKIP() << "the child's address space is limited with Linux's prlimit";
+#else
+  if (reliability::kAddressSanitizer || reliability::kThreadSanitizer) {
+    GTEST_SKIP() << "a sanitizer reserves terabytes of shadow memory: an address-space limit breaks it";
+  }
+  try {
+    open_completion_port(GetParam());
+  } catch (const std::system_error& error) {
+    GTEST_SKIP() << "backend '" << to_string(GetParam()) << "' cannot start here: " << error.what();
+  }
+  const std::uint16_t port = test::free_port();
+  test::ChildProcess server(
+      IOCP_CHAT_SERVER,
+      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--backend", std::string(to_string(GetParam())),
+       "--threads", "2", "--max-queue-bytes", "4294967296", "--max-total-queue-bytes", "1099511627776",
+       "--stall-limit", "600000"});
+  ASSERT_TRUE(server.wait_for_errors_containing("listening on", 20s)) << server.errors();
+
+  Chatter alice(port, "alice");
+  ASSERT_TRUE(alice.receive(0));
+  Chatter stuck(port, "stuck");  // never reads again
+  ASSERT_TRUE(stuck.receive(0));
+  alice.expect_presence();
+  reliability::shrink_receive_buffer(stuck.socket(), 4096);
+  ASSERT_TRUE(server.wait_for_errors_containing("(2 clients)", 20s)) << server.errors();
+
+  // What the server uses now, plus 64 MiB: its only growing allocation from
+  // here on is the stuck client's queue.
+  const std::size_t used = virtual_size(server.pid());
+  ASSERT_GT(used, 0U);
+  rlimit limit{used + (std::size_t{64} << 20), used + (std::size_t{64} << 20)};
+  ASSERT_EQ(::prlimit(static_cast<pid_t>(server.pid()), RLIMIT_AS, &limit, nullptr), 0);
+
+  int sent = 0;
+  const auto began = Clock::now();
+  while (!(occurrences(server.errors(), "out of memory") > 0) && Clock::now() - began < 60s) {
+    for (int i = 0; i < 100; ++i) alice.say(std::string(Chatter::kLongest, 'm'));
+    sent += 100;
+    ASSERT_TRUE(alice.receive(100 * Chatter::received_size(std::string(Chatter::kLongest, 'm'))))
+        << "alice stopped hearing her own echo; the server's log:\n"
+        << server.errors();
+  }
+  ASSERT_TRUE((occurrences(server.errors(), "out of memory for its queue") > 0))
+      << sent << " messages; log:\n"
+      << server.errors();
+  // The server lives on, and serves a new client.
+  const std::size_t admitted_before = occurrences(server.errors(), " connected (");
+  Chatter bob(port, "bob");
+  ASSERT_TRUE(bob.wait_until_member([&] {
+    return occurrences(server.errors(), " connected (") > admitted_before;
+  })) << server.errors();
+  alice.expect_presence();
+  alice.say("still here");
+  EXPECT_TRUE(alice.receive(Chatter::received_size("still here")) &&
+              bob.receive(Chatter::received_size("still here")))
+      << server.errors();
+  std::cout << "[ measured ] " << to_string(GetParam()) << ": out of memory after " << sent
+            << " messages; the stuck client was dropped, the others went on\n";
+  server.terminate();
+  EXPECT_EQ(server.wait(20s).exit_code, 0);
+#endif
+}
+// [out-of-memory-test]
+
+INSTANTIATE_TEST_SUITE_P(Backends, MemoryExhaustion, ::testing::ValuesIn(compiled_backends()),
                          testing_support::backend_name);
 
 }  // namespace

@@ -258,4 +258,18 @@ inline constexpr bool kAddressSanitizer =
     false;
 #endif
 
+/// True in a ThreadSanitizer build (which, like ASan, reserves shadow memory).
+inline constexpr bool kThreadSanitizer =
+#if defined(__SANITIZE_THREAD__)
+    true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    true;
+#else
+    false;
+#endif
+#else
+    false;
+#endif
+
 }  // namespace iocp_chat::reliability
