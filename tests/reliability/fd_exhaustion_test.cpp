@@ -315,7 +315,7 @@ TEST_P(MemoryExhaustion, RunningOutOfMemoryForOneQueueDropsThatClientAndTheServe
 #ifdef _WIN32
   GTEST_SKIP() << "the child's address space is limited with Linux's prlimit";
 #else
-  if (reliability::kAddressSanitizer || reliability::kThreadSanitizer) {
+  if (reliability::kSanitizedMemory) {
     GTEST_SKIP() << "a sanitizer reserves terabytes of shadow memory: an address-space limit breaks it";
   }
   try {

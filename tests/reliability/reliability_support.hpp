@@ -272,4 +272,8 @@ inline constexpr bool kThreadSanitizer =
     false;
 #endif
 
+/// True where resident memory says nothing of the program's own use: the
+/// sanitizers keep shadow memory (TSan) or freed blocks (ASan) resident.
+inline constexpr bool kSanitizedMemory = kAddressSanitizer || kThreadSanitizer;
+
 }  // namespace iocp_chat::reliability

@@ -810,7 +810,7 @@ TEST_P(V2Reliability, MembersThatStopReadingCannotPushTheServerPastItsTotalBound
   }
   EXPECT_TRUE(eventually([&] { return server_->client_count() == 2; })) << "sleepers still connected";
   EXPECT_TRUE(log.contains("queues together passed 16777216")) << log.text();
-  if (baseline != 0 && !reliability::kAddressSanitizer) {
+  if (baseline != 0 && !reliability::kSanitizedMemory) {
     const std::size_t growth = peak - std::min(peak, baseline);
     EXPECT_LE(growth, std::size_t{48} << 20)
         << "resident memory grew " << growth << " bytes (3 x the bound allowed)";

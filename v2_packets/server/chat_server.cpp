@@ -758,7 +758,7 @@ ChatServer::AfterUnlock ChatServer::settle_locked(Connection& connection) {
   const bool leaving = connection.closing || connection.flush_then_close;
   if (leaving && !connection.departed) {
     connection.departed = true;
-    after.depart = true;
+    after.departing = connection.shared_from_this();
   }
   if (connection.congested_since && connection.outbound.size() < config_.max_queue_bytes / 8) {
     connection.congested_since.reset();  // back under an eighth: no longer holding anyone up
@@ -777,7 +777,7 @@ ChatServer::AfterUnlock ChatServer::settle_locked(Connection& connection) {
 
 // The same, once the lock is released.
 void ChatServer::settle(Connection& connection, AfterUnlock after) {
-  if (after.depart) depart(connection);
+  if (after.departing) depart(*after.departing);
   for (const auto& sender : after.resume) receive_again(*sender);
   if (after.finish) finish(connection);
 }

@@ -166,7 +166,9 @@ class ChatServer {
   /// What a handler does once it has let go of a connection's lock: the
   /// decisions are taken under the lock, the work on other objects after it.
   struct AfterUnlock {
-    bool depart = false;                              ///< It started leaving: out of the room now.
+    /// It started leaving: out of the room now. A reference, taken under the
+    /// lock, because once the lock is released another worker may finish it.
+    std::shared_ptr<Connection> departing;
     bool finish = false;                              ///< Its last operation completed: free it.
     std::vector<std::shared_ptr<Connection>> resume;  ///< Senders that waited for room in its queue.
   };
