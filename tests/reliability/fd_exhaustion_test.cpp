@@ -75,20 +75,6 @@ double cpu_seconds(long pid) {
   return static_cast<double>(user + system) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-/// A process's address-space size (VmSize in /proc/<pid>/status) in bytes; 0 if unknown.
-std::size_t virtual_size(long pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string word;
-  while (status >> word) {
-    if (word == "VmSize:") {
-      std::size_t kilobytes = 0;
-      status >> kilobytes;
-      return kilobytes * 1024;
-    }
-  }
-  return 0;
-}
-
 /// How many times `text` occurs in `haystack`.
 std::size_t occurrences(const std::string& haystack, const std::string& text) {
   std::size_t count = 0;
@@ -341,7 +327,7 @@ TEST_P(MemoryExhaustion, RunningOutOfMemoryForOneQueueDropsThatClientAndTheServe
 
   // What the server uses now, plus 64 MiB: its only growing allocation from
   // here on is the stuck client's queue.
-  const std::size_t used = virtual_size(server.pid());
+  const std::size_t used = reliability::proc_status_bytes(std::to_string(server.pid()), "VmSize:");
   ASSERT_GT(used, 0U);
   rlimit limit{used + (std::size_t{64} << 20), used + (std::size_t{64} << 20)};
   ASSERT_EQ(::prlimit(static_cast<pid_t>(server.pid()), RLIMIT_AS, &limit, nullptr), 0);

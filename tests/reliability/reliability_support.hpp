@@ -198,22 +198,31 @@ class PacedReader {
   std::thread thread_;                    ///< The reading thread.
 };
 
-/// This process's resident memory (Linux: VmRSS); std::nullopt where unknown.
-inline std::optional<std::size_t> resident_bytes() {
+/// A size field of /proc/<pid>/status ("VmRSS:", "VmSize:") in bytes; 0
+/// where unknown (Windows, or no such field). `pid` "self" is this process.
+inline std::size_t proc_status_bytes(const std::string& pid, const std::string& field) {
 #ifdef _WIN32
-  return std::nullopt;
+  (void)pid;
+  (void)field;
+  return 0;
 #else
-  std::ifstream status("/proc/self/status");
+  std::ifstream status("/proc/" + pid + "/status");
   std::string word;
   while (status >> word) {
-    if (word == "VmRSS:") {
+    if (word == field) {
       std::size_t kilobytes = 0;
       status >> kilobytes;
       return kilobytes * 1024;
     }
   }
-  return std::nullopt;
+  return 0;
 #endif
+}
+
+/// This process's resident memory (Linux: VmRSS); std::nullopt where unknown.
+inline std::optional<std::size_t> resident_bytes() {
+  const std::size_t bytes = proc_status_bytes("self", "VmRSS:");
+  return bytes != 0 ? std::optional(bytes) : std::nullopt;
 }
 
 /// Samples resident_bytes() every few milliseconds while it exists and keeps the peak.
@@ -275,5 +284,17 @@ inline constexpr bool kThreadSanitizer =
 /// True where resident memory says nothing of the program's own use: the
 /// sanitizers keep shadow memory (TSan) or freed blocks (ASan) resident.
 inline constexpr bool kSanitizedMemory = kAddressSanitizer || kThreadSanitizer;
+
+/// The total-bound tests' check: from `baseline` to `peak` resident memory
+/// may grow by at most three times the `bound` on queued bytes (queues, the
+/// vectors' spare capacity, the allocator's own). Printed, for the docs.
+inline void expect_growth_near_bound(std::size_t baseline, std::size_t peak, std::size_t bound) {
+  if (baseline == 0 || kSanitizedMemory) return;  // nothing to measure here
+  const std::size_t growth = peak - std::min(peak, baseline);
+  EXPECT_LE(growth, 3 * bound) << "resident memory grew " << growth << " bytes, bound " << bound;
+  std::printf("resident memory grew %.1f MiB over a %.1f MiB baseline (bound %.0f MiB)\n",
+              static_cast<double>(growth) / 1048576, static_cast<double>(baseline) / 1048576,
+              static_cast<double>(bound) / 1048576);
+}
 
 }  // namespace iocp_chat::reliability

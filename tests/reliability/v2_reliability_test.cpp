@@ -810,13 +810,7 @@ TEST_P(V2Reliability, MembersThatStopReadingCannotPushTheServerPastItsTotalBound
   }
   EXPECT_TRUE(eventually([&] { return server_->client_count() == 2; })) << "sleepers still connected";
   EXPECT_TRUE(log.contains("queues together passed 16777216")) << log.text();
-  if (baseline != 0 && !reliability::kSanitizedMemory) {
-    const std::size_t growth = peak - std::min(peak, baseline);
-    EXPECT_LE(growth, std::size_t{48} << 20)
-        << "resident memory grew " << growth << " bytes (3 x the bound allowed)";
-    std::printf("resident memory grew %.1f MiB over a %.1f MiB baseline\n",
-                static_cast<double>(growth) / 1048576, static_cast<double>(baseline) / 1048576);
-  }
+  reliability::expect_growth_near_bound(baseline, peak, config.max_total_queue_bytes);
 }
 
 // A dropped member leaves the room at once: the others hear USER_LEFT, and
