@@ -306,8 +306,15 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
   // finished under us, nor its buffer reused; and the next receive starts
   // only after this chunk is in every queue, which is what keeps each
   // sender's bytes in order.
-  const std::shared_ptr<Connection> congested = broadcast(chunk);
-  if (congested && wait_for_room(*congested, connection)) return;  // the receive stays outstanding
+  try {
+    const std::shared_ptr<Connection> congested = broadcast(chunk);
+    if (congested && wait_for_room(*congested, connection)) return;  // the receive stays outstanding
+  } catch (const std::exception& error) {
+    // Out of memory, say: this connection goes, the server goes on, and
+    // receive_again() below still ends its receive (no operation is lost).
+    const CriticalSectionLock lock(connection.lock);
+    begin_close_locked(connection, std::string("internal error: ") + error.what());
+  }
   receive_again(connection);
 }
 

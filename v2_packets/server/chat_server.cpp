@@ -340,9 +340,16 @@ void ChatServer::on_receive(Connection& connection, const Completion& completion
   // finished under us; and the next receive starts only after these frames
   // are in every queue, which is what keeps each sender's messages in order.
   if (frames) {
-    connection.assembler.feed(connection.receive.received(completion.bytes));
-    const std::shared_ptr<Connection> congested = handle_frames(connection);
-    if (congested && wait_for_room(*congested, connection)) return;  // the receive stays outstanding
+    try {
+      connection.assembler.feed(connection.receive.received(completion.bytes));
+      const std::shared_ptr<Connection> congested = handle_frames(connection);
+      if (congested && wait_for_room(*congested, connection)) return;  // the receive stays outstanding
+    } catch (const std::exception& error) {
+      // Out of memory, say: this connection goes, the server goes on, and
+      // receive_again() below still ends its receive (no operation is lost).
+      const CriticalSectionLock lock(connection.lock);
+      begin_close_locked(connection, std::string("internal error: ") + error.what());
+    }
   }
   receive_again(connection);
 }
