@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "iocp_chat/completion_port.hpp"
 #include "iocp_chat/log.hpp"
 #include "iocp_chat/socket.hpp"
 
@@ -217,6 +218,14 @@ inline std::size_t proc_status_bytes(const std::string& pid, const std::string& 
   }
   return 0;
 #endif
+}
+
+/// How fast the flooder tests' ordinary readers read: 2 MB/s, a modest
+/// link. Wine's sockets move far less than that between a flooder and ten
+/// readers (about 0.6 MB/s measured), so on IOCP under Wine the readers read
+/// 250 KB/s: the flood must outrun them, or there is nothing to push back on.
+inline std::size_t ordinary_reader_pace(Backend backend) {
+  return backend == Backend::iocp ? 250'000 : 2'000'000;
 }
 
 /// This process's resident memory (Linux: VmRSS); std::nullopt where unknown.
