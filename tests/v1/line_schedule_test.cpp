@@ -1,7 +1,7 @@
 // line_schedule_test.cpp — when the console clients send what: --send lines
 // one per --delay, typed lines at once, and when the main thread must wake.
 // Pure logic on given time points: nothing sleeps.
-#include "line_schedule.hpp"
+#include "common/clients/console/line_schedule.hpp"
 
 #include <gtest/gtest.h>
 

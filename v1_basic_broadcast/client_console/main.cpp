@@ -40,17 +40,18 @@
 #include <thread>
 #include <vector>
 
-#include "console_io.hpp"
+#include "common/clients/console/console_io.hpp"
+#include "common/clients/console/keyboard.hpp"
+#include "common/clients/console/line_schedule.hpp"
+#include "common/clients/console/options.hpp"
 #include "iocp_chat/socket.hpp"
-#include "keyboard.hpp"
 #include "line_assembler.hpp"
-#include "line_schedule.hpp"
-#include "options.hpp"
 
 namespace iocp_chat::v1_client {
 namespace {
 
-// The terminal and the command line are shared with ver.2's client.
+// The terminal and the command line are shared with ver.2's client
+// (common/clients/console/).
 using console::ClientOptions;
 using console::LineSchedule;
 using console::write_error;

@@ -22,8 +22,8 @@
 #include <iterator>
 #include <utility>
 
+#include "common/clients/win32/wide_text.hpp"
 #include "resource.h"
-#include "wide_text.hpp"
 
 namespace iocp_chat::v1 {
 namespace {

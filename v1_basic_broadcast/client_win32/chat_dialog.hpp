@@ -15,8 +15,9 @@
 //
 // The dialog plumbing itself (DialogBoxParamW, the static dialog procedure,
 // the object kept in DWLP_USER) is written once, in ModalDialog
-// (modal_dialog.hpp), for this dialog and ver.2's two; this class keeps only
-// what is its own: the messages it handles and what they do.
+// (common/clients/win32/modal_dialog.hpp), for this dialog and ver.2's two;
+// this class keeps only what is its own: the messages it handles and what
+// they do.
 #pragma once
 
 // Winsock 2 first: windows.h would otherwise bring the old winsock.h.
@@ -29,10 +30,10 @@
 #include <string>
 #include <string_view>
 
-#include "async_client_socket.hpp"
+#include "common/clients/win32/async_client_socket.hpp"
+#include "common/clients/win32/modal_dialog.hpp"
+#include "common/clients/win32/transcript.hpp"
 #include "line_assembler.hpp"
-#include "modal_dialog.hpp"
-#include "transcript.hpp"
 
 namespace iocp_chat::v1 {
 

@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "chat_dialog.hpp"
-#include "gui_program.hpp"
+#include "common/clients/win32/gui_program.hpp"
+#include "common/clients/win32/wide_text.hpp"
 #include "iocp_chat/os_error.hpp"
 #include "iocp_chat/socket.hpp"
-#include "wide_text.hpp"
 
 namespace {
 

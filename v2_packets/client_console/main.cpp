@@ -26,8 +26,9 @@
 // (stdin -> main) and the main thread, the only one that sends. They share
 // one ChatState under a mutex, and a condition variable wakes the main
 // thread whenever it changes — also when the receiver has a LOGIN_RESPONSE
-// for it. The terminal code and the command line are ver.1's too
-// (v1_basic_broadcast/client_console/: console_io and options).
+// for it. The terminal code, the command line, the keyboard thread and the
+// send schedule are shared with ver.1's client (common/clients/console/:
+// console_io, options, keyboard.hpp and line_schedule).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -48,11 +49,11 @@
 #include <vector>
 
 #include "chat_text.hpp"
-#include "console_io.hpp"
+#include "common/clients/console/console_io.hpp"
+#include "common/clients/console/keyboard.hpp"
+#include "common/clients/console/line_schedule.hpp"
+#include "common/clients/console/options.hpp"
 #include "iocp_chat/socket.hpp"
-#include "keyboard.hpp"
-#include "line_schedule.hpp"
-#include "options.hpp"
 #include "packets.hpp"
 
 namespace iocp_chat::v2_client {

@@ -2,7 +2,7 @@
 // packets in as lines of the list box; see chat_dialog.hpp.
 //
 // WinAPI calls used: EndDialog (DialogBoxParamW and the dialog procedure
-// are ModalDialog's: v1_basic_broadcast/client_win32/modal_dialog.hpp),
+// are ModalDialog's: common/clients/win32/modal_dialog.hpp),
 // GetWindowTextW / SetWindowTextW (the edit box), LB_ADDSTRING,
 // LB_DELETESTRING and LB_SETTOPINDEX sent with SendMessageW (the list box),
 // EnableWindow (nothing to send once the connection is gone).
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "chat_text.hpp"
+#include "common/clients/win32/wide_text.hpp"
 #include "resource.h"
-#include "v1_basic_broadcast/client_win32/wide_text.hpp"
 
 namespace iocp_chat::v2 {
 namespace {

@@ -12,8 +12,8 @@
 // the default button), but the socket's messages go to the connection's
 // own window (server_connection.hpp), which hands this dialog packets. The
 // dialog plumbing (DialogBoxParamW, the dialog procedure, the object in
-// DWLP_USER) is ver.1's ModalDialog (modal_dialog.hpp), as for the login
-// dialog.
+// DWLP_USER) is the ModalDialog both stages' clients share
+// (common/clients/win32/modal_dialog.hpp), as for the login dialog.
 #pragma once
 
 // Winsock 2 first: windows.h would otherwise bring the old winsock.h.
@@ -24,9 +24,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/clients/win32/modal_dialog.hpp"
+#include "common/clients/win32/transcript.hpp"
 #include "server_connection.hpp"
-#include "v1_basic_broadcast/client_win32/modal_dialog.hpp"
-#include "v1_basic_broadcast/client_win32/transcript.hpp"
 
 namespace iocp_chat::v2 {
 

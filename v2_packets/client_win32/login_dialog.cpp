@@ -2,7 +2,7 @@
 // packet, and react to LOGIN_RESPONSE; see login_dialog.hpp.
 //
 // WinAPI calls used: EndDialog (DialogBoxParamW and the dialog procedure
-// are ModalDialog's: v1_basic_broadcast/client_win32/modal_dialog.hpp),
+// are ModalDialog's: common/clients/win32/modal_dialog.hpp),
 // GetDlgItemTextW / SetDlgItemTextW / GetDlgItemInt (the fields),
 // EnableWindow (what can be pressed while a login is under way),
 // EM_SETSEL + SetFocus (the id selected again after a refusal).
@@ -14,8 +14,8 @@
 #include <variant>
 
 #include "chat_text.hpp"
+#include "common/clients/win32/wide_text.hpp"
 #include "resource.h"
-#include "v1_basic_broadcast/client_win32/wide_text.hpp"
 
 namespace iocp_chat::v2 {
 namespace {

@@ -11,8 +11,9 @@
 // WinAPI idea: a modal dialog whose result (EndDialog's nResult, returned by
 // DialogBoxParamW) tells the caller what happened: IDOK logged in, IDCANCEL
 // closed by the user. The dialog plumbing (DialogBoxParamW, the dialog
-// procedure, the object in DWLP_USER) is ver.1's ModalDialog
-// (modal_dialog.hpp), as for the chat dialog.
+// procedure, the object in DWLP_USER) is the ModalDialog both stages'
+// clients share (common/clients/win32/modal_dialog.hpp), as for the chat
+// dialog.
 #pragma once
 
 // Winsock 2 first: windows.h would otherwise bring the old winsock.h.
@@ -24,9 +25,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/clients/win32/modal_dialog.hpp"
+#include "common/clients/win32/transcript.hpp"
 #include "server_connection.hpp"
-#include "v1_basic_broadcast/client_win32/modal_dialog.hpp"
-#include "v1_basic_broadcast/client_win32/transcript.hpp"
 
 namespace iocp_chat::v2 {
 

@@ -22,13 +22,13 @@
 #include <vector>
 
 #include "chat_dialog.hpp"
+#include "common/clients/win32/gui_program.hpp"
+#include "common/clients/win32/transcript.hpp"
+#include "common/clients/win32/wide_text.hpp"
 #include "iocp_chat/os_error.hpp"
 #include "iocp_chat/socket.hpp"
 #include "login_dialog.hpp"
 #include "server_connection.hpp"
-#include "v1_basic_broadcast/client_win32/gui_program.hpp"
-#include "v1_basic_broadcast/client_win32/transcript.hpp"
-#include "v1_basic_broadcast/client_win32/wide_text.hpp"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "iocp_chat/os_error.hpp"
-#include "v1_basic_broadcast/client_win32/wide_text.hpp"
+#include "common/clients/win32/wide_text.hpp"
 
 namespace iocp_chat::v2 {
 namespace {

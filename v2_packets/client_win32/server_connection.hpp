@@ -1,5 +1,6 @@
 // server_connection.hpp — the ver.2 client's one connection to the server:
-// ver.1's WSAAsyncSelect socket, plus frames, plus a home that outlives the
+// the WSAAsyncSelect socket both stages' clients share
+// (common/clients/win32/), plus frames, plus a home that outlives the
 // dialogs.
 //
 // WinAPI idea: a message-only window (CreateWindowExW with parent
@@ -32,7 +33,7 @@
 #include <string_view>
 
 #include "packets.hpp"
-#include "v1_basic_broadcast/client_win32/async_client_socket.hpp"
+#include "common/clients/win32/async_client_socket.hpp"
 
 namespace iocp_chat::v2 {
 
@@ -102,7 +103,7 @@ class ServerConnection final : private v1::SocketEvents {
   void reject_stream(std::wstring_view what);
 
   HWND window_ = nullptr;                          ///< The message-only window the socket reports to.
-  v1::AsyncClientSocket socket_{*this};            ///< The socket and its outbound queue (from ver.1).
+  v1::AsyncClientSocket socket_{*this};            ///< The socket and its outbound queue (shared with ver.1).
   FrameAssembler frames_;                          ///< Received bytes until a frame is whole.
   PacketListener* listener_ = nullptr;             ///< The dialog on screen, or nullptr between dialogs.
   std::optional<std::wstring> closed_while_away_;  ///< A close no listener has heard yet.

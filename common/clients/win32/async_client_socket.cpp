@@ -1,5 +1,6 @@
 // async_client_socket.cpp — a client socket driven by WSAAsyncSelect, and
-// the traps that come with it.
+// the traps that come with it; shared by both stages' WinAPI clients
+// (iocp_chat::win32_client).
 //
 // WSAAsyncSelect posts the owner's message with the socket in wParam and
 // the event (FD_CONNECT, FD_READ, FD_WRITE, FD_CLOSE) and its error code in

@@ -9,7 +9,10 @@
 // only: the byte 0x0A never occurs inside a UTF-8 sequence, so a line cut at
 // "\n" never cuts a character.
 //
-// Plain C++ with no Win32 call, so it is tested on its own (tests/win32).
+// ver.1's own: both ver.1 clients (console and WinAPI) and the framing demo
+// use it (iocp_chat::v1_line_assembler); ver.2 cuts frames instead. Plain
+// C++ with no Win32 call, so it lives in the portable client's folder and is
+// tested on its own (tests/win32/line_assembler_test.cpp).
 #pragma once
 
 #include <cstddef>

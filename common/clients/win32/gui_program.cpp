@@ -1,5 +1,6 @@
 // gui_program.cpp — the command line as UTF-16 words and output for a
-// program without a console; see gui_program.hpp.
+// program without a console; see gui_program.hpp. Shared by both stages'
+// WinAPI clients (iocp_chat::win32_client).
 #include "gui_program.hpp"
 
 // shellapi.h (CommandLineToArgvW) needs the windows.h it builds on first.

@@ -1,7 +1,8 @@
 // modal_dialog.hpp — the plumbing every dialog of the WinAPI clients shares,
 // written once: a modal dialog from a resource template whose messages reach
-// a C++ object. Shared by the ver.1 chat dialog and the ver.2 login and chat
-// dialogs.
+// a C++ object. Shared by both stages' WinAPI clients — the ver.1 chat
+// dialog and the ver.2 login and chat dialogs — so it lives in
+// common/clients/win32/ (iocp_chat::win32_client).
 //
 // WinAPI idea: the dialog procedure is a plain function. Windows calls it
 // with a window handle, never with an object, so the object has to travel

@@ -1,7 +1,8 @@
 // line_schedule.hpp — when a console client sends what: the next --send line
-// once its --delay is over, or whatever the user has typed. Shared by the
-// ver.1 and ver.2 console clients, whose main threads differ only in how
-// one line goes on the wire.
+// once its --delay is over, or whatever the user has typed. Shared by both
+// stages' console clients (v1_client and v2_client), whose main threads
+// differ only in how one line goes on the wire, so it lives in
+// common/clients/console/ (iocp_chat::console).
 //
 // Client-side idea shown: the main thread never polls. It sleeps on a
 // condition variable until another thread changes the shared state, or

@@ -1,6 +1,7 @@
 // options.cpp — the console clients' options, declared with the project's
 // CommandLine parser (so every program has the same --help and the same
-// errors), plus the checks that span two options.
+// errors), plus the checks that span two options. Shared by both stages'
+// console clients (iocp_chat::console).
 #include "options.hpp"
 
 #include <cstdio>

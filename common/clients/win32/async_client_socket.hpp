@@ -12,9 +12,11 @@
 // send"); the server side of the completion model is in the servers.
 //
 // The class knows bytes only: what they mean — lines in ver.1, frames in
-// ver.2 — is up to its owner, told through SocketEvents. The ver.1 dialog
-// (chat_dialog.cpp) and the ver.2 client (v2_packets/client_win32/) share it,
-// and with it the handling of WSAAsyncSelect's traps (async_client_socket.cpp).
+// ver.2 — is up to its owner, told through SocketEvents. Shared by both
+// stages' WinAPI clients (the ver.1 chat dialog and the ver.2 client's
+// ServerConnection), and with it the handling of WSAAsyncSelect's traps
+// (async_client_socket.cpp), so it lives in common/clients/win32/
+// (iocp_chat::win32_client).
 #pragma once
 
 // Winsock 2 first: windows.h would otherwise bring the old winsock.h.

@@ -1,6 +1,7 @@
-// keyboard.hpp — the keyboard thread of the console clients (v1_client and
-// v2_client share it): it reads what the user types and hands each line to
-// the main thread, which decides when to send it.
+// keyboard.hpp — the keyboard thread of the console clients: it reads what
+// the user types and hands each line to the main thread, which decides when
+// to send it. Shared by both stages' console clients (v1_client and
+// v2_client), so it lives in common/clients/console/ (iocp_chat::console).
 //
 // Idea: reading the keyboard blocks, and the main thread must never block on
 // it (it also waits for the server and for --delay). So one thread does

@@ -1,4 +1,5 @@
-// line_schedule.cpp — the console clients' send schedule (see the header).
+// line_schedule.cpp — the console clients' send schedule (see the header),
+// shared by both stages' console clients (iocp_chat::console).
 #include "line_schedule.hpp"
 
 #include <algorithm>

@@ -7,7 +7,8 @@
 // the ANSI code page. So the command line is read again as UTF-16
 // (GetCommandLineW, CommandLineToArgvW), and text for the user goes to
 // whatever output the program has, or else into a message box. Shared by
-// the ver.1 and ver.2 WinAPI clients.
+// both stages' WinAPI clients (v1_client_win32 and v2_client_win32), so it
+// lives in common/clients/win32/ (iocp_chat::win32_client).
 #pragma once
 
 #include <cstdint>

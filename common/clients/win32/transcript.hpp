@@ -3,8 +3,8 @@
 //
 // Why it exists: a test cannot read a list box's text from the screen's
 // pixels, so the WinAPI clients copy each shown line here and the GUI tests
-// (tests/win32/) read the file instead. Shared by the ver.1 and ver.2
-// clients.
+// (tests/win32/) read the file instead. Shared by both stages' WinAPI
+// clients, so it lives in common/clients/win32/ (iocp_chat::win32_client).
 //
 // WinAPI idea: CreateFileW with FILE_APPEND_DATA and WriteFile — no C
 // runtime buffer in between, so a line is in the file as soon as WriteFile

@@ -1,6 +1,7 @@
-// console_io.hpp — the terminal side of the console clients (v1_client and
-// v2_client share it): arguments, keyboard lines and printed lines, all as
-// UTF-8 on Linux and on Windows.
+// console_io.hpp — the terminal side of the console clients: arguments,
+// keyboard lines and printed lines, all as UTF-8 on Linux and on Windows.
+// Shared by both stages' console clients (v1_client and v2_client), so it
+// lives in common/clients/console/ (iocp_chat::console).
 //
 // Idea: the chat carries UTF-8 bytes and the client passes them through
 // unchanged. Linux terminals already speak UTF-8. A Windows console does

@@ -6,6 +6,9 @@
 // code page and lose it. The protocol carries UTF-8, so the client converts
 // at the edge: MultiByteToWideChar(CP_UTF8) for what arrives,
 // WideCharToMultiByte(CP_UTF8) for what the user typed.
+//
+// Shared by both stages' WinAPI clients, so it lives in
+// common/clients/win32/ (iocp_chat::win32_client).
 #pragma once
 
 // WIN32_LEAN_AND_MEAN and NOMINMAX come with iocp_chat::common (common/CMakeLists.txt).

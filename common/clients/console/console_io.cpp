@@ -1,5 +1,6 @@
 // console_io.cpp — UTF-8 arguments, keyboard input and output, on a Linux
 // terminal and on a Windows console (see console_io.hpp for why they differ).
+// Shared by both stages' console clients (iocp_chat::console).
 #include "console_io.hpp"
 
 #include <cstdio>

@@ -1,6 +1,8 @@
-// options.hpp — the console clients' command line (v1_client and v2_client
-// share it): what a user can ask for, read with the project's CommandLine
-// parser, so --help and the errors look like every other program's.
+// options.hpp — the console clients' command line: what a user can ask
+// for, read with the project's CommandLine parser, so --help and the errors
+// look like every other program's. Shared by both stages' console clients
+// (v1_client and v2_client), so it lives in common/clients/console/
+// (iocp_chat::console).
 //
 // Idea: a client has two ways to feed the chat. A person types lines
 // (interactive mode); a script passes them with --send (scripted mode, used
