@@ -333,7 +333,7 @@ void ChatServer::receive_again(Connection& connection) {
   }
   settle(connection, std::move(after));
 }
-// [on-receive]// [on-receive]
+// [on-receive]
 
 // [broadcast]
 // Copies the list under the lock (a few pointer copies), then delivers
