@@ -46,10 +46,6 @@ std::vector<Backend> compiled_backends() {
 ReceiveOperation::ReceiveOperation(std::size_t capacity)
     : Operation(OperationKind::receive), buffer_(new std::byte[capacity]), capacity_(capacity) {}
 
-SharedBuffer make_shared_buffer(std::span<const std::byte> bytes) {
-  return std::make_shared<const std::vector<std::byte>>(bytes.begin(), bytes.end());
-}
-
 void SendOperation::add(SharedBuffer buffer) {
   if (!buffer || buffer->empty()) return;
   total_ += buffer->size();

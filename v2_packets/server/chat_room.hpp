@@ -9,7 +9,9 @@
 //     takes only a copy-on-write snapshot of the members under it — one
 //     pointer copy — and the delivery to every member happens after the lock
 //     is released. Logins and logouts, which are rare, rebuild the snapshot.
-//   * Each broadcast frame is encoded once and shared by every recipient.
+//   * Each broadcast frame is encoded once; the server then copies its bytes
+//     into every recipient's queue (copying 52 bytes is cheaper than a
+//     reference count that every worker would fight over).
 //   * A login is atomic: the LOGIN_RESPONSE is queued (through `reply`, which
 //     only appends to the client's queue and never blocks) inside the same
 //     critical section that makes the client a member. So no broadcast can
@@ -31,7 +33,7 @@
 #include <variant>
 #include <vector>
 
-#include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/shared_buffer.hpp"
 #include "iocp_chat/sync.hpp"
 #include "packets.hpp"
 

@@ -48,6 +48,7 @@
 #include <system_error>
 #include <vector>
 
+#include "iocp_chat/shared_buffer.hpp"
 #include "iocp_chat/socket.hpp"
 
 #ifdef _WIN32
@@ -178,13 +179,6 @@ class ReceiveOperation final : public Operation {
   std::unique_ptr<std::byte[]> buffer_;  ///< Owned here, so it outlives the operation.
   std::size_t capacity_;                 ///< Size of buffer_.
 };
-
-/// Bytes that several sends may share without copying: one broadcast
-/// chunk goes into every recipient's queue as the same buffer.
-using SharedBuffer = std::shared_ptr<const std::vector<std::byte>>;
-
-/// Makes a SharedBuffer holding a copy of `bytes`.
-SharedBuffer make_shared_buffer(std::span<const std::byte> bytes);
 
 /// Sending a list of buffers in one gathered operation (WSASend with an array
 /// of WSABUFs; sendmsg with an iovec array). The operation keeps the buffers
