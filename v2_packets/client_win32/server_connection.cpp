@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "iocp_chat/os_error.hpp"
 #include "common/clients/win32/wide_text.hpp"
+#include "iocp_chat/os_error.hpp"
 
 namespace iocp_chat::v2 {
 namespace {

@@ -32,8 +32,8 @@
 #include <string>
 #include <string_view>
 
-#include "packets.hpp"
 #include "common/clients/win32/async_client_socket.hpp"
+#include "packets.hpp"
 
 namespace iocp_chat::v2 {
 
