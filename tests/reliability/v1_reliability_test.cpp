@@ -415,7 +415,7 @@ TEST_P(V1Reliability, ChurnDuringABroadcastReturnsToTheBaselineAndLosesNothing) 
 
 // [fairness-tests]
 // One client sends as fast as it can (and reads its own echo) while ten
-// ordinary clients read 2 MB/s each (less under Wine: ordinary_reader_pace).
+// ordinary clients read 2 MB/s each (less under Wine and the sanitizers: ordinary_reader_pace).
 // None of the ten is dropped: the flooder is slowed to their pace instead —
 // its next receive waits while a reader's queue is congested, and TCP holds
 // its bytes back in its own socket.

@@ -701,7 +701,7 @@ std::unique_ptr<reliability::PacedReader> paced_member(std::uint16_t port, const
 }
 
 // One member sends as fast as it can (and reads its own echo) while ten
-// ordinary members read 2 MB/s each (less under Wine: ordinary_reader_pace).
+// ordinary members read 2 MB/s each (less under Wine and the sanitizers: ordinary_reader_pace).
 // None of the ten is dropped: the flooder is slowed to their pace — its next
 // receive waits while a reader's queue is congested, and TCP holds its
 // bytes back in its own socket.
