@@ -270,6 +270,7 @@ TEST_P(V1Reliability, AClientThatStopsReadingIsDroppedAtItsCapWithTheReasonLogge
   LogRecorder log;
   ServerConfig config;
   config.max_queue_bytes = 16 * 1024;
+  config.stall_limit = 300ms;  // the sleeper goes sooner
   start_server(config);
   Reader sender(server_->port(), false);
   Reader reader(server_->port(), false);
@@ -471,18 +472,19 @@ TEST_P(V1Reliability, ASenderWhoseReadersKeepUpIsNeverSlowed) {
   Reader sender(server_->port(), false);
   wait_for_clients(11);
   const std::string chunk(16 * 1024, 's');
-  constexpr std::size_t kTotal = std::size_t{16} << 20;
+  // Less under Wine, whose sockets are slower: the point is the count, not the volume.
+  const std::size_t total = GetParam() == Backend::iocp ? std::size_t{4} << 20 : std::size_t{16} << 20;
   const auto slowest = [&] {
     std::size_t least = sender.received();
     for (const auto& reader : readers) least = std::min(least, reader->received());
     return least;
   };
-  for (std::size_t sent = 0; sent < kTotal; sent += chunk.size()) {
+  for (std::size_t sent = 0; sent < total; sent += chunk.size()) {
     ASSERT_TRUE(eventually([&] { return slowest() + 4 * chunk.size() >= sent + chunk.size(); }))
         << "readers stalled";
     ASSERT_FALSE(send_all(sender.socket(), chunk));
   }
-  EXPECT_TRUE(eventually([&] { return slowest() == kTotal; }));
+  EXPECT_TRUE(eventually([&] { return slowest() == total; }));
   EXPECT_EQ(server_->senders_paused(), 0) << "a sender was slowed although every reader kept up";
 }
 
@@ -511,7 +513,7 @@ TEST_P(V1Reliability, ClientsThatStopReadingCannotPushTheServerPastItsTotalBound
   {
     reliability::PeakResidentMemory memory;
     const std::string chunk(16 * 1024, 'm');
-    constexpr std::size_t kTotal = std::size_t{16} << 20;
+    constexpr std::size_t kTotal = std::size_t{8} << 20;  // far past what the kernel holds for each
     for (std::size_t sent = 0; sent < kTotal; sent += chunk.size()) {
       ASSERT_TRUE(eventually([&] {
         return std::min(sender.received(), reader.received()) + 8 * chunk.size() >= sent + chunk.size();

@@ -450,7 +450,8 @@ TEST_P(V2Reliability, AClientThatStopsReadingIsDroppedAtItsCapWithTheReasonLogge
   LogRecorder log;
   ServerConfig config;
   config.max_queue_bytes = 16 * 1024;
-  config.leave_time = 300ms;  // the sleeper cannot read its SLOW_CONSUMER: closed after this
+  config.stall_limit = 300ms;  // the sleeper goes sooner
+  config.leave_time = 300ms;   // the sleeper cannot read its SLOW_CONSUMER: closed after this
   start_server(config);
   auto sender = member("sender");
   auto reader = member("reader");
@@ -499,7 +500,7 @@ TEST_P(V2Reliability, AClientThatStopsReadingIsDroppedAtItsCapWithTheReasonLogge
   // stall_limit (the back-pressure that spares readers from a flooder).
   EXPECT_TRUE(eventually([&] {
     return log.contains("slow consumer: more than 16384 bytes waiting") ||
-           log.contains("slow consumer: congested for more than 2000 ms");
+           log.contains("slow consumer: congested for more than 300 ms");
   })) << log.text();
   EXPECT_EQ(read.load(), sent);
   EXPECT_EQ(echoed.load(), sent);
@@ -765,15 +766,17 @@ TEST_P(V2Reliability, ASenderWhoseReadersKeepUpIsNeverSlowed) {
     return least;
   };
   constexpr int kBurst = 100;
-  constexpr int kBursts = 800;  // 80,000 messages, 4 MB to each member
+  // 80,000 messages, 4 MB to each member; a quarter under Wine, whose sockets are slower.
+  const int bursts = GetParam() == Backend::iocp ? 200 : 800;
   const std::string burst = chat_burst(kBurst);
-  for (int i = 0; i < kBursts; ++i) {
+  for (int i = 0; i < bursts; ++i) {
     const std::size_t expected = static_cast<std::size_t>(i) * kBurst * kBroadcastSize;
     ASSERT_TRUE(eventually([&] { return slowest() + 4 * kBurst * kBroadcastSize >= expected; }))
         << "readers stalled";
     ASSERT_FALSE(send_all(sender->socket(), burst));
   }
-  EXPECT_TRUE(eventually([&] { return slowest() >= std::size_t{kBursts} * kBurst * kBroadcastSize; }));
+  EXPECT_TRUE(
+      eventually([&] { return slowest() >= static_cast<std::size_t>(bursts) * kBurst * kBroadcastSize; }));
   EXPECT_EQ(server_->senders_paused(), 0) << "a sender was slowed although every reader kept up";
 }
 
@@ -802,7 +805,7 @@ TEST_P(V2Reliability, MembersThatStopReadingCannotPushTheServerPastItsTotalBound
   const std::size_t baseline = reliability::resident_bytes().value_or(0);
   std::size_t peak = 0;
   constexpr int kBurst = 100;
-  constexpr int kBursts = 3000;  // 300,000 messages, 16 MB to each member
+  constexpr int kBursts = 1500;  // 150,000 messages, 8 MB to each member: far past what the kernel holds
   {
     reliability::PeakResidentMemory memory;
     const std::string burst = chat_burst(kBurst);
