@@ -5,7 +5,7 @@
 // every byte it receives, minus the sockets.
 //
 // Besides "no crash, leak or undefined behaviour", it checks the session
-// rules of PROTOCOL.md that must hold whatever the clients send:
+// rules of docs/protocol.md that must hold whatever the clients send:
 //   - every frame the room produces decodes, and only server-to-client types;
 //   - an id is held by at most one client, and a client answered
 //     LOGIN_RESPONSE OK is then logged in under exactly that id;

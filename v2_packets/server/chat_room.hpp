@@ -1,5 +1,5 @@
 // chat_room.hpp — ver.2's sessions: who is logged in under which id, and
-// which frames each event produces (PROTOCOL.md, ver.2, rules 1–5).
+// which frames each event produces (docs/protocol.md, ver.2, rules 1–5).
 //
 // Ideas shown:
 //   * The rules live in a class that does no I/O. The server feeds it each
