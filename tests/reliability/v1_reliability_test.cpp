@@ -424,14 +424,18 @@ TEST_P(V1Reliability, OneFlooderIsSlowedToItsReadersPaceAndNoReaderIsDropped) {
   LogRecorder log;
   ServerConfig config;
   config.max_queue_bytes = 1 << 20;  // congested at 256 KiB
+  // The default stall limit (2 s) is for 2 MB/s readers; where they read
+  // slower (ordinary_reader_pace), a send through the kernel's buffers takes
+  // longer to complete, so the limit grows in proportion.
+  const std::size_t pace = reliability::ordinary_reader_pace(GetParam());
+  config.stall_limit = std::chrono::milliseconds(std::size_t{2000} * 2'000'000 / pace);
   start_server(config);
   constexpr int kReaders = 10;
   std::vector<std::unique_ptr<reliability::PacedReader>> readers;
   for (int i = 0; i < kReaders; ++i) {
     Socket socket = connect_to("127.0.0.1", server_->port());
     reliability::shrink_receive_buffer(socket, 64 * 1024);  // the backlog shows in the server, not the kernel
-    readers.push_back(std::make_unique<reliability::PacedReader>(
-        std::move(socket), reliability::ordinary_reader_pace(GetParam())));
+    readers.push_back(std::make_unique<reliability::PacedReader>(std::move(socket), pace));
   }
   Reader flooder(server_->port(), false);  // reads its echo as fast as it can
   wait_for_clients(kReaders + 1);

@@ -710,12 +710,16 @@ TEST_P(V2Reliability, OneFlooderIsSlowedToItsReadersPaceAndNoReaderIsDropped) {
   LogRecorder log;
   ServerConfig config;
   config.max_queue_bytes = 1 << 20;  // congested at 256 KiB
+  // The default stall limit (2 s) is for 2 MB/s readers; where they read
+  // slower (ordinary_reader_pace), a send through the kernel's buffers takes
+  // longer to complete, so the limit grows in proportion.
+  const std::size_t pace = reliability::ordinary_reader_pace(GetParam());
+  config.stall_limit = std::chrono::milliseconds(std::size_t{2000} * 2'000'000 / pace);
   start_server(config);
   constexpr int kReaders = 10;
   std::vector<std::unique_ptr<reliability::PacedReader>> readers;
   for (int i = 0; i < kReaders; ++i) {
-    readers.push_back(paced_member(server_->port(), "reader" + std::to_string(i),
-                                   reliability::ordinary_reader_pace(GetParam()), 64 * 1024));
+    readers.push_back(paced_member(server_->port(), "reader" + std::to_string(i), pace, 64 * 1024));
   }
   auto flooder = paced_member(server_->port(), "flooder", std::size_t{1} << 40);  // reads as fast as it can
   ASSERT_TRUE(eventually([&] { return server_->client_count() == kReaders + 1; }));

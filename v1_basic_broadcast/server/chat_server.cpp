@@ -503,6 +503,10 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
     --connection.outstanding;
     connection.sending = false;
     connection.outbound.send_completed(connection.send);
+    // Progress: the kernel took a whole send. A congested client that reads
+    // at all gets here again and again; only one that does not is stuck.
+    if (connection.congested_since && !completion.error)
+      connection.congested_since = std::chrono::steady_clock::now();
     if (!connection.closing) {
       if (completion.error) {
         begin_close_locked(connection, "send failed: " + completion.error.message());
@@ -568,10 +572,10 @@ void ChatServer::settle(Connection& connection, AfterUnlock after) {
 
 // [sweep]
 // The server's clock: re-posts parked accepts, and drops clients whose queues
-// stayed congested longer than stall_limit (stuck: a client that reads at
-// all drains to an eighth of its bound long before). All such clients go in
-// one pass, so that ten stuck clients cost a sender one stall_limit, not ten. One worker at a time,
-// at most every kSweepInterval.
+// stayed congested for stall_limit with no send completing (stuck: a client
+// that reads at all completes a send long before). All such clients go in
+// one pass, so that ten stuck clients cost a sender one stall_limit, not
+// ten. One worker at a time, at most every kSweepInterval.
 void ChatServer::sweep() {
   const auto now = std::chrono::steady_clock::now();
   auto due = next_sweep_.load();

@@ -613,6 +613,10 @@ void ChatServer::on_send(Connection& connection, const Completion& completion) {
     --connection.outstanding;
     connection.sending = false;
     connection.outbound.send_completed(connection.send);
+    // Progress: the kernel took a whole send. A congested client that reads
+    // at all gets here again and again; only one that does not is stuck.
+    if (connection.congested_since && !completion.error)
+      connection.congested_since = std::chrono::steady_clock::now();
     if (!connection.closing) {
       if (completion.error) {
         begin_close_locked(connection, "send failed: " + completion.error.message());
@@ -669,10 +673,11 @@ void ChatServer::finish_leaving_locked(Connection& connection) {
 // [sweep]
 // The server's clock: re-posts parked accepts, closes leaving clients that
 // did not finish within leave_time, drops clients whose queues stayed
-// congested longer than stall_limit (stuck: a client that reads at all
-// drains to an eighth of its bound long before; all such clients go in one
+// congested for stall_limit with no send completing (stuck: a client that
+// reads at all completes a send long before; all such clients go in one
 // pass, so ten of them cost a sender one stall_limit, not ten), and closes
-// clients that did not log in within login_timeout. One worker at a time, at most every kSweepInterval.
+// clients that did not log in within login_timeout. One worker at a time,
+// at most every kSweepInterval.
 void ChatServer::sweep() {
   const auto now = std::chrono::steady_clock::now();
   auto due = next_sweep_.load();

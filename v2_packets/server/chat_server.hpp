@@ -78,7 +78,7 @@ struct ServerConfig {
   std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (docs/protocol.md: at most 8 MiB).
   /// Bytes queued for all clients together; past it the largest queues are dropped.
   std::size_t max_total_queue_bytes = default_total_queue_bytes();
-  /// How long a client's queue may stay congested (its senders waiting) before it is dropped as stuck.
+  /// How long a client's queue may stay congested with no send completing before it is dropped as stuck.
   std::chrono::milliseconds stall_limit{2000};
   unsigned pre_posted_accepts = 16;  ///< Accepts kept waiting on the listener.
   /// How long a leaving client's socket may take to read its last frames
@@ -121,8 +121,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
   std::string close_reason GUARDED_BY(lock);  ///< Why, for the disconnect log line.
   /// Senders whose next receive waits until this client's queue has room again.
   std::vector<std::shared_ptr<Connection>> waiting_senders GUARDED_BY(lock);
-  /// Since when its queue has been congested: it reached a quarter of the
-  /// bound and has not been back under an eighth since. Empty if it is not.
+  /// Since when its queue has been congested without progress: set when it
+  /// reaches a quarter of the bound, restarted by each completed send,
+  /// emptied once it is back under an eighth. Empty if it is not congested.
   std::optional<std::chrono::steady_clock::time_point> congested_since GUARDED_BY(lock);
   std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
   /// When the login timer last started: at the accept, and again after each
