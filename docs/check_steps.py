@@ -15,7 +15,14 @@ the chapter. This script
      and fails if one fails.
 
 Code blocks elsewhere in a chapter (```sh or ```text) are illustrations and
-are not run. Each block runs as `bash -euo pipefail`: a command that fails
+are not run.
+
+Inside scripts/test.sh, whose docs configuration runs last, every test of
+the other presets has just run and passed; that script names those presets in
+IOCP_CHAT_PASSED_PRESETS. A block's `ctest --preset P ...` for such a preset
+is then not run a second time: the block lists the tests its selection picks
+(`ctest ... -N`) and fails if it picks none. Everything else in the block (the
+builds, the demos, the programs) runs as written. Each block runs as `bash -euo pipefail`: a command that fails
 fails the block, as a learner would see it fail.
 
 Usage: docs/check_steps.py [--root DIR] [--structure-only] [--list]
@@ -41,6 +48,9 @@ PLACEHOLDER_MARK = "<!-- coming-soon -->"
 TITLE = re.compile(r"^# (\d+)\. .+ \{#(ch\d\d_[a-z0-9_]+)\}$")
 FENCE = re.compile(r"^```(\S*)\s*$")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+# A block line that runs tests: optional VAR=value words, optional
+# scripts/with-wine.sh, then `ctest --preset NAME` and the selection.
+CTEST_LINE = re.compile(r"^((?:\w+=\S*\s+)*(?:scripts/with-wine\.sh\s+)?)ctest\s+--preset\s+(\w+)(.*)$")
 
 
 @dataclass
@@ -146,6 +156,27 @@ def check_links(path: Path, root: Path, problems: list[str]) -> None:
                 problems.append(f"{path.relative_to(root)}:{number}: broken link '{target}'")
 
 
+def passed_presets() -> set[str]:
+    """The presets whose whole test suite passed earlier in this scripts/test.sh run."""
+    return set(os.environ.get("IOCP_CHAT_PASSED_PRESETS", "").split())
+
+
+def without_rerun(text: str, passed: set[str]) -> str:
+    """The block with each `ctest --preset P ...` of an already passed preset
+    turned into a listing of its selection that must not be empty."""
+    lines = []
+    for line in text.splitlines():
+        match = CTEST_LINE.match(line)
+        if match and match.group(2) in passed:
+            prefix, preset, selection = match.groups()
+            print(f"  (the whole '{preset}' suite passed earlier in this run: "
+                  f"listing this selection instead of running it again)", flush=True)
+            line = (f"{prefix}ctest --preset {preset}{selection} -N | tee /dev/stderr"
+                    f" | grep -qE '^Total Tests: [1-9]'")
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def kill_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
@@ -158,11 +189,12 @@ def run_block(block: Block, root: Path, timeout: float) -> bool:
     print(f"\n=== {where}", flush=True)
     for line in block.text.rstrip().splitlines():
         print(f"  $ {line}" if not line.startswith(" ") else f"    {line}", flush=True)
+    script = without_rerun(block.text, passed_presets())
     started = time.monotonic()
     # A process group of its own, so that a deadline stops the whole block
     # (servers and clients it started included).
     process = subprocess.Popen(
-        ["bash", "-euo", "pipefail", "-c", block.text],
+        ["bash", "-euo", "pipefail", "-c", script],
         cwd=root,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
