@@ -53,8 +53,10 @@
 namespace iocp_chat::detail {
 namespace {
 
+// [iocp-accept-address-length]
 /// AcceptEx wants room for each address plus 16 bytes of its own.
 constexpr DWORD kAcceptAddressLength = sizeof(sockaddr_storage) + 16;
+// [iocp-accept-address-length]
 
 /// How many completions one GetQueuedCompletionStatusEx call may dequeue.
 constexpr std::size_t kBatchLimit = 64;
@@ -143,6 +145,7 @@ void IocpPort::associate(const Socket& socket, CompletionKey key) {
 }
 // [iocp-associate]
 
+// [iocp-accept-ex-load]
 LPFN_ACCEPTEX IocpPort::accept_ex(NativeSocket listener, int& error) {
   // AcceptEx is a Microsoft extension that belongs to the socket's service
   // provider, not to Winsock's core API: the documented way to call it is to
@@ -159,6 +162,7 @@ LPFN_ACCEPTEX IocpPort::accept_ex(NativeSocket listener, int& error) {
   accept_ex_.store(function, std::memory_order_release);  // two threads may both ask: same answer
   return function;
 }
+// [iocp-accept-ex-load]
 
 void IocpPort::start_accept(const Socket& listener, AcceptOperation& operation) {
   operation.overlapped_ = {};
@@ -170,6 +174,7 @@ void IocpPort::start_accept(const Socket& listener, AcceptOperation& operation) 
   const LPFN_ACCEPTEX accept = accept_ex(listener.native(), error);
   if (accept == nullptr) return complete_at_once(listener.native(), operation, error);
 
+  // [iocp-accept-socket]
   // Unlike accept(), AcceptEx does not make the new socket: it fills one made
   // beforehand, of the listener's address family and overlapped-capable.
   sockaddr_storage local{};
@@ -182,7 +187,9 @@ void IocpPort::start_accept(const Socket& listener, AcceptOperation& operation) 
   if (!operation.accepted_.is_open()) {
     return complete_at_once(listener.native(), operation, ::WSAGetLastError());
   }
+  // [iocp-accept-socket]
 
+  // [iocp-accept-call]
   // Receive length 0: complete as soon as a client connects, without waiting
   // for its first bytes (a client that connects and stays silent would
   // otherwise hold the accept). The addresses land in addresses_.
@@ -197,6 +204,7 @@ void IocpPort::start_accept(const Socket& listener, AcceptOperation& operation) 
   }
   // TRUE or ERROR_IO_PENDING: either way the completion will be queued,
   // because the socket is not in FILE_SKIP_COMPLETION_PORT_ON_SUCCESS mode.
+  // [iocp-accept-call]
 }
 
 // [iocp-receive]
@@ -249,6 +257,7 @@ void IocpPort::submit_send(NativeSocket socket, SendOperation& operation) {
   }
 }
 
+// [iocp-complete-at-once]
 void IocpPort::complete_at_once(NativeSocket socket, Operation& operation, int error) {
   // A start call that fails with anything but "pending" queues nothing. The
   // contract promises one completion per started operation, so post it
@@ -264,6 +273,7 @@ void IocpPort::complete_at_once(NativeSocket socket, Operation& operation, int e
     throw_os_error(last_os_error(), "PostQueuedCompletionStatus (report a failed start)");
   }
 }
+// [iocp-complete-at-once]
 
 // [iocp-cancel]
 void IocpPort::cancel(const Socket& socket) {
@@ -364,6 +374,7 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
   out.operation = operation;
   // [iocp-containing-record]
 
+  // [iocp-status]
   // The outcome. A start that failed at once carries its own error code
   // (complete_at_once). Otherwise the kernel left an NTSTATUS in the
   // OVERLAPPED, and GetOverlappedResult converts it to the Win32 code that
@@ -382,8 +393,10 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
       out.error = last_os_error();
     }
   }
+  // [iocp-status]
 
   switch (operation->kind()) {
+    // [iocp-accept-context]
     case OperationKind::accept: {
       auto& accept = static_cast<AcceptOperation&>(*operation);
       if (!out.error) {
@@ -399,6 +412,8 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
       if (out.error) accept.accepted_.close();  // take_socket() returns an empty Socket
       return true;
     }
+    // [iocp-accept-context]
+    // [iocp-short-send]
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(*operation);
       send.sent_ += out.bytes;
@@ -413,6 +428,7 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
       out.bytes = send.sent_;  // the whole operation: total_ on success
       return true;
     }
+    // [iocp-short-send]
     case OperationKind::receive:
     case OperationKind::posted:
       return true;
