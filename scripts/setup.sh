@@ -14,6 +14,8 @@ packages=(
   redis-server nats-server gnuplot-nox
   # the io_uring backend
   liburing-dev
+  # ver.3: the NATS C client; its tests start nats-server (above) and make TLS certificates with openssl
+  libnats-dev openssl
   # the Windows cross build, run under Wine
   g++-mingw-w64-x86-64-posix wine wine64
   # the WinAPI client's GUI test: a virtual display, a robot, screenshots, Korean fonts
