@@ -1,198 +1,39 @@
 // chat_server.hpp — ver.1's broadcast server: every chunk of bytes any client
 // sends goes, unchanged, to every connected client (the sender included).
 //
-// IOCP ideas shown, in the order a completion meets them:
-//   * a listening socket with several accepts pre-posted (AcceptEx), so a
-//     burst of clients never finds nobody accepting — and a spare descriptor,
-//     so that an accept failing for want of descriptors (EMFILE) neither
-//     spins nor strands the waiting client: it is accepted and closed;
-//   * worker threads — 2 × hardware threads by default, as in the original —
-//     each looping on the port's wait (GetQueuedCompletionStatus) and
-//     dispatching to the accept / receive / send handlers;
-//   * the completion key is the connection's address (a ULONG_PTR, not the
-//     original's 32-bit DWORD), and the operation inside the completion tells
-//     which of the connection's operations finished;
-//   * the client list, as in the original, is an STL list under a
-//     CriticalSection, and the client count an InterlockedCounter — but a
-//     broadcast only copies the list under the lock and never sends while
-//     holding it;
-//   * each client has a bounded outbound queue and at most one send in
-//     flight; what piles up meanwhile leaves gathered in the next send;
-//   * back-pressure instead of blocking: a sender whose chunk finds a
-//     client's queue congested does not get its next receive until that
-//     queue has room again, so one flooder is slowed to its readers' pace
-//     (TCP then slows it on its own socket); a client that keeps its
-//     senders waiting longer than --stall-limit is stuck and is dropped, as
-//     is one whose queue overflows, and the biggest queues when all of them
-//     together pass --max-total-queue-bytes;
-//   * a worker takes completions in batches (GetQueuedCompletionStatusEx)
-//     and starts the sends its batch made necessary at the end of it: one
-//     gathered send per client per batch, not one per chunk;
-//   * a connection is freed only after its last pending operation completed,
-//     and "closing" is a flag set by the server, never guessed from an error.
+// Everything about connections — the pre-posted accepts, the workers on the
+// completion port, one write in flight per client, back-pressure, bounds,
+// the sweep and the orderly close — is the shared ServerCore
+// (common/include/iocp_chat/server_core.hpp). What ver.1 adds is one
+// decision: what to do with the bytes a client sent. Broadcast them: copy
+// the client list under its CriticalSection, then queue the chunk for each
+// client without holding it.
 #pragma once
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstddef>
-#include <cstdint>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <thread>
-#include <utility>
-#include <vector>
+#include <span>
 
-#include "iocp_chat/completion_port.hpp"
-#include "iocp_chat/outbound_queue.hpp"
-#include "iocp_chat/socket.hpp"
-#include "iocp_chat/spare_descriptor.hpp"
-#include "iocp_chat/sync.hpp"
+#include "iocp_chat/server_core.hpp"
 
 namespace iocp_chat::v1 {
 
-// [config]
-/// Everything the command line can change.
-struct ServerConfig {
-  std::string bind_address = "127.0.0.1";  ///< Loopback only unless asked (like Redis's protected mode).
-  std::uint16_t port = 42006;              ///< The original program's port; 0 picks a free one.
-  Backend backend = Backend::automatic;    ///< --backend.
-  unsigned threads = 0;                    ///< Worker threads; 0 = 2 × hardware threads.
-  std::size_t max_clients = 10000;         ///< Past this, a new connection is closed at once.
-  std::size_t max_queue_bytes = 8 << 20;   ///< Per-client outbound bound (docs/protocol.md: at most 8 MiB).
-  /// Bytes queued for all clients together; past it the largest queues are dropped.
-  std::size_t max_total_queue_bytes = default_total_queue_bytes();
-  /// How long a client's queue may stay congested with no send completing before it is dropped as stuck.
-  std::chrono::milliseconds stall_limit{2000};
-  unsigned pre_posted_accepts = 16;  ///< Accepts kept waiting on the listener.
-};
-// [config]
-
-// [connection]
-/// One connected client: its socket, its two operations, its outbound queue.
-struct Connection : std::enable_shared_from_this<Connection> {
-  /// Takes the accepted socket; its queue counts in the server's `total`.
-  Connection(Socket accepted, OutboundTotal& total) : socket(std::move(accepted)), outbound(&total) {}
-
-  Socket socket;             ///< The client's socket; closed only after the last completion.
-  std::string name;          ///< "127.0.0.1:50000", for log lines.
-  ReceiveOperation receive;  ///< The one receive kept outstanding (WSARecv's OVERLAPPED + buffer).
-  SendOperation send;        ///< The send in flight (WSASend's OVERLAPPED + gathered buffers).
-
-  CriticalSection lock;                     ///< Guards everything below; held only to decide, never to wait.
-  OutboundQueue outbound GUARDED_BY(lock);  ///< Bytes waiting for the next send, and the ones in flight.
-  int outstanding GUARDED_BY(lock) = 0;     ///< Operations started and not yet completed.
-  bool sending GUARDED_BY(lock) = false;    ///< A send is in flight (at most one).
-  bool send_scheduled GUARDED_BY(lock) = false;    ///< A worker starts its send at the end of its batch.
-  bool flush_then_close GUARDED_BY(lock) = false;  ///< Leaving: queue nothing new, flush, close.
-  bool closing GUARDED_BY(lock) = false;           ///< The server decided to close: start nothing new.
-  bool finished GUARDED_BY(lock) = false;          ///< Freed from the list (exactly once).
-  std::string close_reason GUARDED_BY(lock);       ///< Why, for the disconnect log line.
-  /// Senders whose next receive waits until this client's queue has room again.
-  std::vector<std::shared_ptr<Connection>> waiting_senders GUARDED_BY(lock);
-  /// Since when its queue has been congested without progress: set when it
-  /// reaches a quarter of the bound, restarted by each completed send,
-  /// emptied once it is back under an eighth. Empty if it is not congested.
-  std::optional<std::chrono::steady_clock::time_point> congested_since GUARDED_BY(lock);
-  std::list<std::shared_ptr<Connection>>::iterator place;  ///< Its node in the client list.
-};
-// [connection]
+/// Everything the command line can change: the shared server's options.
+using ServerConfig = ServerCoreConfig;
 
 /// The ver.1 server. start() returns once it is listening; stop() (or the
 /// destructor) shuts it down in order and returns when everything is freed.
-class ChatServer {
+class ChatServer : public ServerCore {
  public:
   /// Prepares; no socket is opened until start().
-  explicit ChatServer(ServerConfig config);
-  /// Calls stop().
-  ~ChatServer();
+  explicit ChatServer(const ServerConfig& config) : ServerCore(config) {}
+  /// Stops before anything of this class goes away.
+  ~ChatServer() override { stop(); }
   ChatServer(const ChatServer&) = delete;
   ChatServer& operator=(const ChatServer&) = delete;
 
-  /// Opens the port and the listener, pre-posts the accepts, starts the
-  /// workers. Throws std::system_error (with the OS's message) on failure.
-  void start();
-
-  /// Shutdown in a fixed order: stop accepting, close every client, drain the
-  /// port until no operation is outstanding, one quit completion per worker,
-  /// join them. Idempotent.
-  void stop();
-
-  /// The port actually listened on (useful with port 0).
-  std::uint16_t port() const noexcept { return port_; }
-  /// The backend in use.
-  Backend backend() const noexcept { return port_object_ ? port_object_->backend() : Backend::automatic; }
-  /// Clients connected right now.
-  std::int64_t client_count() const noexcept { return client_count_.value(); }
-  /// How many times a sender's next receive has waited for room in a congested client's queue.
-  std::int64_t senders_paused() const noexcept { return senders_paused_.value(); }
-
  private:
-  /// What a handler does once it has let go of a connection's lock: the
-  /// decisions are taken under the lock, the work on other objects after it.
-  struct AfterUnlock {
-    bool finish = false;                              ///< Its last operation completed: free it.
-    std::vector<std::shared_ptr<Connection>> resume;  ///< Senders that waited for room in its queue.
-  };
-
-  void run_worker();
-  void dispatch(const Completion& completion);
-  void on_accept(AcceptOperation& accept, const Completion& completion);
-  void on_receive(Connection& connection, const Completion& completion);
-  void receive_again(Connection& connection);
-  void on_send(Connection& connection, const Completion& completion);
-  std::shared_ptr<Connection> broadcast(std::span<const std::byte> chunk);
-  bool deliver(Connection& connection, std::span<const std::byte> chunk);
-  bool wait_for_room(Connection& congested, Connection& sender);
-  void shed_largest_queues();
-  void schedule_send_locked(Connection& connection) REQUIRES(connection.lock);
-  void start_scheduled_sends();
-  void claim_send_locked(Connection& connection) REQUIRES(connection.lock);
-  void start_send_locked(Connection& connection) REQUIRES(connection.lock);
-  void begin_close_locked(Connection& connection, std::string reason) REQUIRES(connection.lock);
-  AfterUnlock settle_locked(Connection& connection) REQUIRES(connection.lock);
-  void settle(Connection& connection, AfterUnlock after);
-  void sweep();
-  void finish(Connection& connection);
-  bool repost_accept(AcceptOperation& accept);
-  void park_accept(AcceptOperation& accept, const std::error_code& error);
-  void repost_parked_accepts(std::chrono::steady_clock::time_point now);
-  void refuse_for_descriptors(Socket socket);
-  void admit(Socket socket);
-  void notify_drained();
-
-  ServerConfig config_;                                    ///< As given.
-  std::unique_ptr<CompletionPort> port_object_;            ///< The completion port.
-  Socket listener_;                                        ///< The listening socket.
-  std::uint16_t port_ = 0;                                 ///< Its port.
-  std::vector<std::unique_ptr<AcceptOperation>> accepts_;  ///< The pre-posted accepts.
-  std::vector<std::thread> workers_;                       ///< Threads looping on the port.
-
-  CriticalSection accepting_lock_;  ///< Orders re-posting an accept against stop()'s cancel.
-  bool accepting_ GUARDED_BY(accepting_lock_) = false;  ///< Accepts may be (re-)posted.
-  /// Accepts that failed and wait for the sweep to re-post them (a pause, not a worker asleep).
-  std::vector<std::pair<AcceptOperation*, std::chrono::steady_clock::time_point>> parked_accepts_
-      GUARDED_BY(accepting_lock_);
-  SpareDescriptor spare_;  ///< Given up when out of descriptors, to accept and close a waiting connection.
-
-  CriticalSection clients_lock_;  ///< Guards the client list (the original's critical section).
-  std::list<std::shared_ptr<Connection>> clients_ GUARDED_BY(clients_lock_);  ///< Every live connection.
-  bool stopping_ GUARDED_BY(clients_lock_) = false;  ///< stop() has begun: accept no one.
-  InterlockedCounter client_count_;    ///< Connected clients (the original's interlocked counter).
-  InterlockedCounter accepts_alive_;   ///< Accept operations still outstanding.
-  InterlockedCounter senders_paused_;  ///< Receives that waited for room (back-pressure at work).
-  OutboundTotal queued_total_;         ///< Bytes queued for every client together, and their bound.
-  std::atomic<bool> shedding_{false};  ///< One worker at a time drops the largest queues.
-
-  std::atomic<std::chrono::steady_clock::rep> next_sweep_{0};  ///< When a worker next runs sweep().
-
-  std::mutex drained_mutex_;         ///< With drained_, lets stop() wait for the last completion.
-  std::condition_variable drained_;  ///< Signalled when a connection or an accept ends.
-  bool started_ = false;             ///< start() succeeded (main thread only).
-  bool stopped_ = false;             ///< stop() finished (main thread only).
+  std::shared_ptr<Connection> on_bytes(Connection& from, std::span<const std::byte> chunk) override;
 };
 
 }  // namespace iocp_chat::v1
