@@ -111,6 +111,11 @@ def source_text(root: Path, path: str, marker: str | None) -> list[str]:
             raise SourceError(f"{path}: no marker {tag}")
         if len(where) < 2:
             raise SourceError(f"{path}: marker {tag} opens but never closes")
+        if len(where) > 2:
+            # A third line (a comment that names the marker, say) would make
+            # the listing start in the wrong place without anyone noticing.
+            lines_named = ", ".join(str(i + 1) for i in where)
+            raise SourceError(f"{path}: {tag} appears on {len(where)} lines ({lines_named}); it must mark exactly two")
         lines = lines[where[0] + 1 : where[1]]
     while lines and not lines[0].strip():
         lines.pop(0)

@@ -9,7 +9,7 @@
 // (begin_close_locked → settle_locked → finish), which is where the original
 // freed sockets that other threads still used.
 //
-// Lines such as `// [deliver]` mark the listings the tutorial shows
+// Lines such as `// [name]` mark the listings the tutorial shows
 // (scripts/inline-code.py copies the code between two of them).
 #include "iocp_chat/server_core.hpp"
 

@@ -27,13 +27,13 @@ class ChatServer : public ServerCore {
  public:
   /// Prepares; no socket is opened until start().
   explicit ChatServer(const ServerConfig& config) : ServerCore(config) {}
-  /// Stops before anything of this class goes away.
+  /// Stops first: the workers call this class's handlers until then.
   ~ChatServer() override { stop(); }
   ChatServer(const ChatServer&) = delete;
   ChatServer& operator=(const ChatServer&) = delete;
 
  private:
-  std::shared_ptr<Connection> on_bytes(Connection& from, std::span<const std::byte> chunk) override;
+  std::shared_ptr<Connection> on_bytes(Connection& from, std::span<const std::byte> bytes) override;
 };
 
 }  // namespace iocp_chat::v1

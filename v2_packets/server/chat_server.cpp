@@ -5,7 +5,7 @@
 // to the queues), apply, then what ver.2 does when a client goes (on_depart:
 // USER_LEFT at once) and the login timeout (on_sweep).
 //
-// Lines such as `// [handle-frames]` mark the listings the tutorial shows.
+// Lines such as `// [name]` mark the listings the tutorial shows.
 #include "chat_server.hpp"
 
 #include <string>

@@ -60,7 +60,7 @@ class ChatServer : public ServerCore {
   /// Prepares; no socket is opened until start().
   explicit ChatServer(const ServerConfig& config)
       : ServerCore(config), login_timeout_(config.login_timeout) {}
-  /// Stops before the room goes away: the workers use it until then.
+  /// Stops first: the workers call this class's handlers until then.
   ~ChatServer() override { stop(); }
   ChatServer(const ChatServer&) = delete;
   ChatServer& operator=(const ChatServer&) = delete;
