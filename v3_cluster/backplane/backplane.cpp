@@ -724,20 +724,31 @@ void Backplane::release_dead(const std::string& node, std::uint64_t node_incarna
     return;
   }
   const std::string dead_holder = node + " " + std::to_string(node_incarnation);
-  std::size_t released = 0, found = 0;
+  std::size_t released = 0, found = 0, unanswered = 0;
   for (const IdEntry& entry : entries) {
     if (entry.holder != dead_holder) continue;
     ++found;
     if (!still_dead()) break;  // it restarted: its new life cleans up after the old one
     // By revision: if it renewed meanwhile, or another node released it
     // first, this changes nothing.
-    if (registry_->release(entry.user_id, entry.revision) == ReleaseStatus::released) ++released;
+    const ReleaseStatus status = registry_->release(entry.user_id, entry.revision);
+    if (status == ReleaseStatus::released) ++released;
+    if (status == ReleaseStatus::unavailable) ++unanswered;
   }
   log("node " + node + " declared dead: " + std::to_string(found) + " of its ids in the bucket, " +
-      std::to_string(released) + " released by this node");
+      std::to_string(released) + " released by this node" +
+      (unanswered != 0 ? ", " + std::to_string(unanswered) + " not answered (retried)" : std::string()));
   {
     CriticalSectionLock lock(stats_lock_);
     stats_.released_for_dead += released;
+  }
+  if (unanswered != 0) {
+    // The bucket may be electing a new leader (the NATS node that led it is
+    // the one that went): listing worked, deleting did not. Try the whole
+    // node again on the next retry tick rather than leave its ids held.
+    std::lock_guard lock(tasks_mutex_);
+    pending_dead_.emplace_back(node, node_incarnation);
+    return;
   }
   CriticalSectionLock lock(view_lock_);
   view_.on_release_done(node, node_incarnation);
