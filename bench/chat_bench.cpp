@@ -60,9 +60,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/protocol/packets.hpp"
 #include "iocp_chat/command_line.hpp"
 #include "iocp_chat/socket.hpp"
-#include "packets.hpp"
 
 namespace iocp_chat::bench {
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "packets.hpp"
+#include "common/protocol/packets.hpp"
 
 namespace iocp_chat {
 namespace {

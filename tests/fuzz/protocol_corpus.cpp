@@ -12,7 +12,7 @@
 //
 // Each file is in protocol_fuzz's input layout: 4 bytes that choose the
 // piece sizes, then the stream.
-#include "packets.hpp"
+#include "common/protocol/packets.hpp"
 
 #include <cstddef>
 #include <cstdio>

@@ -18,7 +18,7 @@
 // b means a piece of b + 1 bytes, used in turn); the rest is the stream.
 // The seed corpus (corpus/protocol/, written by protocol_corpus.cpp) is one
 // file per packet type in this layout.
-#include "packets.hpp"
+#include "common/protocol/packets.hpp"
 
 #include <algorithm>
 #include <cstddef>

@@ -27,8 +27,8 @@
 #include <variant>
 #include <vector>
 
-#include "chat_room.hpp"
-#include "packets.hpp"
+#include "common/protocol/chat_room.hpp"
+#include "common/protocol/packets.hpp"
 
 namespace {
 

@@ -23,8 +23,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/protocol/packets.hpp"
 #include "iocp_chat/socket.hpp"
-#include "packets.hpp"
 
 namespace iocp_chat::test {
 

@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "chat_text.hpp"
+#include "common/protocol/packets.hpp"
 #include "iocp_chat/socket.hpp"
-#include "packets.hpp"
 #include "process.hpp"
 #include "program_checks.hpp"
 #include "server_process.hpp"

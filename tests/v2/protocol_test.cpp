@@ -7,7 +7,7 @@
 // breaks the rules), and the FrameAssembler fed the same stream in every
 // cut — one byte at a time, all at once, random pieces — which must give
 // the same frames.
-#include "packets.hpp"
+#include "common/protocol/packets.hpp"
 
 #include <gtest/gtest.h>
 

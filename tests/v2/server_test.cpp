@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "chat_server.hpp"
+#include "common/protocol/packets.hpp"
 #include "frame_client.hpp"
 #include "iocp_chat/log.hpp"
 #include "iocp_chat/socket.hpp"
-#include "packets.hpp"
 #include "port_fixture.hpp"
 
 namespace iocp_chat::v2 {

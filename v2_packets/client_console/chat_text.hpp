@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "packets.hpp"
+#include "common/protocol/packets.hpp"
 
 namespace iocp_chat::v2_client {
 

@@ -53,8 +53,8 @@
 #include "common/clients/console/keyboard.hpp"
 #include "common/clients/console/line_schedule.hpp"
 #include "common/clients/console/options.hpp"
+#include "common/protocol/packets.hpp"
 #include "iocp_chat/socket.hpp"
-#include "packets.hpp"
 
 namespace iocp_chat::v2_client {
 namespace {

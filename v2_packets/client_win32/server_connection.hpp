@@ -33,7 +33,7 @@
 #include <string_view>
 
 #include "common/clients/win32/async_client_socket.hpp"
-#include "packets.hpp"
+#include "common/protocol/packets.hpp"
 
 namespace iocp_chat::v2 {
 

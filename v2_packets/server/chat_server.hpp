@@ -20,9 +20,9 @@
 #include <memory>
 #include <span>
 
-#include "chat_room.hpp"
+#include "common/protocol/chat_room.hpp"
+#include "common/protocol/packets.hpp"
 #include "iocp_chat/server_core.hpp"
-#include "packets.hpp"
 
 namespace iocp_chat::v2 {
 

@@ -1,5 +1,7 @@
 // packets.hpp — ver.2's wire format: the seven packets, their byte layout,
 // and the text rules for user ids and messages (docs/protocol.md, ver.2).
+// It lives in common/ because ver.2's server and clients and ver.3's nodes
+// all speak it (a ver.3 client is a ver.2 client).
 //
 // Idea shown: framing. TCP delivers a byte stream, so ver.1's lines could
 // arrive merged or split. Here every packet is a frame that says its own

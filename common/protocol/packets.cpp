@@ -8,7 +8,7 @@
 // casts a pointer to a struct or copies a struct onto the wire: every u16 is
 // two bytes, most significant first, and every text field is its bytes
 // followed by NUL padding.
-#include "packets.hpp"
+#include "common/protocol/packets.hpp"
 
 #include <stdexcept>
 #include <type_traits>

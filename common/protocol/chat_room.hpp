@@ -20,7 +20,8 @@
 //
 // `Client` is whatever identifies a connection: the server uses
 // std::shared_ptr<Connection> (so a snapshot keeps its members alive), the
-// fuzzer plain numbers.
+// fuzzer plain numbers. It lives in common/ because ver.2's server and
+// ver.3's nodes both keep their local clients' sessions in it.
 #pragma once
 
 #include <algorithm>
@@ -33,9 +34,9 @@
 #include <variant>
 #include <vector>
 
+#include "common/protocol/packets.hpp"
 #include "iocp_chat/shared_buffer.hpp"
 #include "iocp_chat/sync.hpp"
-#include "packets.hpp"
 
 namespace iocp_chat::v2 {
 
