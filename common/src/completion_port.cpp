@@ -46,18 +46,6 @@ std::vector<Backend> compiled_backends() {
 ReceiveOperation::ReceiveOperation(std::size_t capacity)
     : Operation(OperationKind::receive), buffer_(new std::byte[capacity]), capacity_(capacity) {}
 
-void SendOperation::add(SharedBuffer buffer) {
-  if (!buffer || buffer->empty()) return;
-  total_ += buffer->size();
-  buffers_.push_back(std::move(buffer));
-}
-
-void SendOperation::clear() noexcept {
-  buffers_.clear();
-  total_ = 0;
-  sent_ = 0;
-}
-
 std::optional<Completion> CompletionPort::wait(std::chrono::milliseconds timeout) {
   Completion completion;
   if (wait_many(std::span(&completion, 1), timeout) == 0) return std::nullopt;

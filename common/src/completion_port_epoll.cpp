@@ -4,7 +4,7 @@
 // IOCP idea shown: a completion port can be emulated on top of a readiness
 // API, which is how Wine runs IOCP programs on Linux and how Asio's reactor
 // works. epoll tells "this socket can be read now"; this backend then
-// *performs* the pending operation (accept4, recv, sendmsg) on the caller's
+// *performs* the pending operation (accept4, recv, send) on the caller's
 // buffer and reports it as a completion — so the server above sees exactly
 // what IOCP would have given it.
 //
@@ -53,8 +53,6 @@
 namespace iocp_chat::detail {
 namespace {
 
-/// Most iovecs handed to one sendmsg call (well under IOV_MAX).
-constexpr std::size_t kMaxSendPieces = 64;
 /// Most epoll events taken by one epoll_wait call.
 constexpr int kMaxEvents = 64;
 
@@ -359,24 +357,9 @@ void EpollPort::wake_one() {
 // Performs as much of a send as the socket takes now. Returns true when the
 // operation is finished (every byte written, or `error` set).
 bool EpollPort::try_send(int fd, SendOperation& operation, std::error_code& error) {
-  while (operation.sent_ < operation.total_) {
-    // Build the iovec array for the part not yet written.
-    operation.pieces_.clear();
-    std::size_t skip = operation.sent_;
-    for (const SharedBuffer& buffer : operation.buffers_) {
-      if (skip >= buffer->size()) {
-        skip -= buffer->size();
-        continue;
-      }
-      operation.pieces_.push_back(
-          iovec{const_cast<std::byte*>(buffer->data()) + skip, buffer->size() - skip});
-      skip = 0;
-      if (operation.pieces_.size() == kMaxSendPieces) break;
-    }
-    msghdr message{};
-    message.msg_iov = operation.pieces_.data();
-    message.msg_iovlen = operation.pieces_.size();
-    const ssize_t written = ::sendmsg(fd, &message, MSG_NOSIGNAL);
+  while (!operation.unsent().empty()) {
+    const std::span<const std::byte> unsent = operation.unsent();
+    const ssize_t written = ::send(fd, unsent.data(), unsent.size(), MSG_NOSIGNAL);
     if (written >= 0) {
       operation.sent_ += static_cast<std::size_t>(written);
     } else if (errno == EINTR) {

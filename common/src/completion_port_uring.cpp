@@ -32,8 +32,8 @@
 //     the operation starts; the completion reads it back from there.
 //   * Whole sends. The kernel may write fewer bytes than asked. The contract
 //     says a send completes when every byte is written, so a short send is
-//     resubmitted here from where it stopped — and so is a send of more than
-//     kMaxSendPieces buffers — and only the last CQE becomes a completion.
+//     resubmitted here from where it stopped, and only the last CQE becomes a
+//     completion.
 //   * Operations that outlive their thread. The kernel finishes a socket
 //     operation that had to wait in the context of the thread that started
 //     it; if that thread has exited, recent kernels (seen on 6.18) cancel it
@@ -83,7 +83,6 @@
 // every compiled backend, this one included).
 #include <liburing.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <atomic>
@@ -119,8 +118,6 @@ constexpr unsigned kPeekBatch = 64;
 /// Longest sleep of the reaper while submissions the kernel refused wait
 /// in the port: how soon they are offered again (see wait_many).
 constexpr std::chrono::milliseconds kRetryTick{1};
-/// Most buffers handed to one sendmsg (the kernel refuses more than IOV_MAX).
-constexpr std::size_t kMaxSendPieces = IOV_MAX;
 /// The port whose starts on this thread are held for one submission (begin_batch); usually none.
 thread_local const void* batching_port = nullptr;
 /// user_data of the NOP that announces a posted completion (see the layout above).
@@ -212,7 +209,7 @@ class UringPort final : public CompletionPort {
   void start_accept(const Socket& listener, AcceptOperation& operation) override;
   /// WSARecv.
   void start_receive(const Socket& socket, ReceiveOperation& operation) override;
-  /// WSASend with gathered buffers.
+  /// WSASend.
   void start_send(const Socket& socket, SendOperation& operation) override;
   /// CancelIoEx.
   void cancel(const Socket& socket) override;
@@ -352,7 +349,7 @@ void UringPort::start_receive(const Socket& socket, ReceiveOperation& operation)
   submit(operation);
 }
 
-// WSASend with an array of WSABUFs.
+// WSASend: one buffer, written whole (complete() resubmits the rest of a short send).
 void UringPort::start_send(const Socket& socket, SendOperation& operation) {
   begin(socket, operation);
   operation.sent_ = 0;
@@ -362,29 +359,6 @@ void UringPort::start_send(const Socket& socket, SendOperation& operation) {
 // Every start and restart of an operation comes here: at its start, and
 // again when complete() finds it unfinished (then on the reaping thread).
 void UringPort::submit(Operation& operation) {
-  if (operation.kind_ == OperationKind::send) {
-    // The iovec array for the part not yet written: one per buffer, the
-    // first trimmed by what earlier submissions sent, at most kMaxSendPieces.
-    // pieces_ and message_ live in the operation because the kernel reads
-    // them after this function returns.
-    auto& send = static_cast<SendOperation&>(operation);
-    send.pieces_.clear();
-    std::size_t skip = send.sent_;
-    for (const SharedBuffer& buffer : send.buffers_) {
-      if (skip >= buffer->size()) {
-        skip -= buffer->size();
-        continue;
-      }
-      // iovec's pointer is not const, but sendmsg only reads through it.
-      send.pieces_.push_back(iovec{const_cast<std::byte*>(buffer->data()) + skip, buffer->size() - skip});
-      skip = 0;
-      if (send.pieces_.size() == kMaxSendPieces) break;
-    }
-    send.message_ = msghdr{};
-    send.message_.msg_iov = send.pieces_.data();
-    send.message_.msg_iovlen = send.pieces_.size();
-  }
-
   const CriticalSectionLock lock(submission_lock_);
   queue(&operation);
   // Inside a batch the SQE waits in the SQ for end_batch() (or for any
@@ -443,11 +417,13 @@ void UringPort::prepare(io_uring_sqe& sqe, Operation* operation) {
     // [uring-receive]
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(*operation);
-      if (send.pieces_.empty()) {
+      const std::span<const std::byte> unsent = send.unsent();  // all of it, or a short send's rest
+      if (unsent.empty()) {
         io_uring_prep_nop(&sqe);  // Nothing to send: complete at once with 0 bytes.
       } else {
         // MSG_NOSIGNAL: a peer that has gone is an EPIPE completion, not a SIGPIPE.
-        io_uring_prep_sendmsg(&sqe, socket, &send.message_, MSG_NOSIGNAL);
+        io_uring_prep_send(&sqe, socket, unsent.data(), std::min<std::size_t>(unsent.size(), UINT32_MAX),
+                           MSG_NOSIGNAL);
       }
       break;
     }
@@ -631,7 +607,7 @@ bool UringPort::complete(const SeenCqe& cqe, Completion& out) {
   if (operation.kind_ == OperationKind::send && result > 0) {
     auto& send = static_cast<SendOperation&>(operation);
     send.sent_ += static_cast<std::size_t>(result);
-    unfinished = send.sent_ < send.total_;  // a short send
+    unfinished = send.sent_ < send.size();  // a short send
   }
   std::error_code restart_error;
   if (unfinished) {
@@ -659,7 +635,7 @@ bool UringPort::complete(const SeenCqe& cqe, Completion& out) {
       break;
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(operation);
-      if (result == 0 && send.sent_ < send.total_) {
+      if (result == 0 && send.sent_ < send.size()) {
         // A stream socket never writes 0 bytes of a non-empty send; were it
         // to, resubmitting would spin forever. Report an I/O error instead.
         out.error = os_error(EIO);

@@ -99,7 +99,7 @@ class IocpPort final : public CompletionPort {
   void start_accept(const Socket& listener, AcceptOperation& operation) override;
   /// WSARecv into the operation's buffer.
   void start_receive(const Socket& socket, ReceiveOperation& operation) override;
-  /// WSASend of the operation's buffers, gathered.
+  /// WSASend of the operation's buffer (what is left of it after a short send).
   void start_send(const Socket& socket, SendOperation& operation) override;
   /// shutdown(SD_BOTH), then CancelIoEx on every pending operation of the socket.
   void cancel(const Socket& socket) override;
@@ -234,24 +234,18 @@ void IocpPort::submit_send(NativeSocket socket, SendOperation& operation) {
   operation.overlapped_ = {};
   operation.immediate_error_ = 0;
 
-  // One WSABUF per buffer not yet (fully) sent: the first may start midway.
-  operation.pieces_.clear();
-  std::size_t skip = operation.sent_;
-  for (const SharedBuffer& buffer : operation.buffers_) {
-    if (skip >= buffer->size()) {
-      skip -= buffer->size();
-      continue;
-    }
-    auto* bytes = const_cast<std::byte*>(buffer->data() + skip);  // WSABUF's pointer is not const
-    operation.pieces_.push_back({to_wsabuf_length(buffer->size() - skip), reinterpret_cast<CHAR*>(bytes)});
-    skip = 0;
-  }
-  if (operation.pieces_.empty()) {
+  // One WSABUF for the part not yet sent (all of it, until a short send is
+  // resubmitted). It may live on the stack: WSASend copies the WSABUF array
+  // before it returns, even when the send completes later; only the bytes
+  // it points to must stay, and the operation holds them.
+  const std::span<const std::byte> unsent = operation.unsent();
+  if (unsent.empty()) {
     return complete_at_once(socket, operation, 0);  // nothing to send: done at once
   }
+  auto* bytes = const_cast<std::byte*>(unsent.data());  // WSABUF's pointer is not const
+  WSABUF piece{to_wsabuf_length(unsent.size()), reinterpret_cast<CHAR*>(bytes)};
 
-  if (::WSASend(socket, operation.pieces_.data(), static_cast<DWORD>(operation.pieces_.size()), nullptr, 0,
-                &operation.overlapped_, nullptr) == SOCKET_ERROR) {
+  if (::WSASend(socket, &piece, 1, nullptr, 0, &operation.overlapped_, nullptr) == SOCKET_ERROR) {
     const int error = ::WSAGetLastError();
     if (error != WSA_IO_PENDING) complete_at_once(socket, operation, error);
   }
@@ -417,7 +411,7 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(*operation);
       send.sent_ += out.bytes;
-      if (!out.error && send.sent_ < send.total_) {
+      if (!out.error && send.sent_ < send.size()) {
         // A short send: Windows reports one only in unusual cases (it
         // normally completes a stream send whole or fails it), but the
         // contract says a send completes when every byte is written, so the
@@ -425,7 +419,7 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
         submit_send(send.socket_, send);
         return false;
       }
-      out.bytes = send.sent_;  // the whole operation: total_ on success
+      out.bytes = send.sent_;  // the whole operation: size() on success
       return true;
     }
     // [iocp-short-send]

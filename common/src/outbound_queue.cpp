@@ -1,5 +1,5 @@
 // outbound_queue.cpp — the two-buffer outbound queue (see the header): append
-// while a gathered send is in flight, swap when the next one starts.
+// while a send is in flight, swap when the next one starts.
 #include "iocp_chat/outbound_queue.hpp"
 
 #include <algorithm>
@@ -56,8 +56,7 @@ void OutboundQueue::append(std::span<const std::byte> bytes) {
 
 // [outbound-swap]
 void OutboundQueue::start_send(SendOperation& send) {
-  send.clear();
-  send.add(pending_);  // the operation holds it until send_completed()
+  send.set(pending_);  // the operation holds it until send_completed()
   in_flight_bytes_ = pending_->size();
   std::swap(pending_, in_flight_);  // new frames go to the other buffer
 }

@@ -104,7 +104,7 @@ void ServerCore::start() {
 // [worker-loop]
 // The worker loop: take a batch of completions (GetQueuedCompletionStatusEx),
 // hand each to its handler, then start the sends the batch made necessary —
-// one gathered send per client however many messages it got — and repeat,
+// one send per client however many messages it got — and repeat,
 // until a posted (quit) completion arrives. The wait has a timeout so that
 // some worker regularly runs the sweep.
 void ServerCore::run_worker() {
@@ -252,9 +252,29 @@ void ServerCore::admit(Socket socket) {
   set_no_delay(connection->socket);
   // Associate before the connection is visible to broadcasts, which may start a send on it.
   completion_port_->associate(connection->socket, reinterpret_cast<CompletionKey>(connection.get()));
-
-  std::int64_t count = 0;
   SharedBuffer full_notice;
+  if (!enlist(connection, full_notice)) {
+    completion_port_->close(connection->socket);
+    return;
+  }
+  AfterUnlock after;
+  {
+    const CriticalSectionLock lock(connection->lock);
+    if (connection->phase == Phase::open) {  // stop() may have closed it already
+      ++connection->outstanding;
+      completion_port_->start_receive(connection->socket, connection->receive);
+      if (full_notice) begin_leaving_locked(*connection, "server full", full_notice);
+    }
+    after = settle_locked(*connection);
+  }
+  settle(*connection, std::move(after));
+}
+
+// Puts a new connection on the client list, or logs why not and returns
+// false. Past max_clients it joins only to be told so: `full_notice` is
+// then the stage's farewell, and it is not counted as a client.
+bool ServerCore::enlist(const std::shared_ptr<Connection>& connection, SharedBuffer& full_notice) {
+  std::int64_t count = 0;
   std::string refusal;
   {
     const CriticalSectionLock lock(clients_lock_);
@@ -273,23 +293,11 @@ void ServerCore::admit(Socket socket) {
   }
   if (!refusal.empty()) {
     log_line("client " + connection->name + " refused: " + refusal);
-    completion_port_->close(connection->socket);
-    return;
+    return false;
   }
   log_line("client " + connection->name + (full_notice ? " refused: server full (" : " connected (") +
            clients_text(count) + ")");
-
-  AfterUnlock after;
-  {
-    const CriticalSectionLock lock(connection->lock);
-    if (connection->phase == Phase::open) {  // stop() may have closed it already
-      ++connection->outstanding;
-      completion_port_->start_receive(connection->socket, connection->receive);
-      if (full_notice) begin_leaving_locked(*connection, "server full", full_notice);
-    }
-    after = settle_locked(*connection);
-  }
-  settle(*connection, std::move(after));
+  return true;
 }
 // [admit]
 
@@ -298,8 +306,27 @@ void ServerCore::admit(Socket socket) {
 // — unless a recipient's queue is congested: then the next receive waits
 // for room. A leaving client's bytes are read and dropped.
 void ServerCore::on_receive(Connection& connection, const Completion& completion) {
-  bool read = false;
-  bool ended = false;
+  switch (receive_completed(connection, completion)) {
+    case AfterReceive::stop_receiving:
+      return;
+    case AfterReceive::hand_over:
+      // The receive still counts as outstanding here, so the connection
+      // cannot be finished under us, nor its buffer reused; and the next
+      // receive starts only after these bytes are in every queue, which is
+      // what keeps each sender's messages in order.
+      if (hand_over(connection, connection.receive.received(completion.bytes))) return;  // waits for room
+      break;
+    case AfterReceive::receive_again:
+      break;
+  }
+  receive_again(connection);
+}
+
+// The transition a receive's completion makes, under the lock: an error
+// closes, zero bytes (the client's FIN) starts leaving, bytes from an open
+// client go to the stage; a leaving client's bytes are dropped unread.
+ServerCore::AfterReceive ServerCore::receive_completed(Connection& connection, const Completion& completion) {
+  AfterReceive next = AfterReceive::receive_again;
   AfterUnlock after;
   {
     const CriticalSectionLock lock(connection.lock);
@@ -308,37 +335,34 @@ void ServerCore::on_receive(Connection& connection, const Completion& completion
         begin_close_locked(connection, "receive failed: " + completion.error.message());
       } else if (completion.bytes == 0) {
         on_end_of_stream_locked(connection);
-      } else {
-        read = connection.phase == Phase::open;
+      } else if (connection.phase == Phase::open) {
+        next = AfterReceive::hand_over;
       }
     }
     if (connection.phase >= Phase::closing || connection.peer_done) {
       --connection.outstanding;  // this receive is over, and no other will start
-      ended = true;
+      next = AfterReceive::stop_receiving;
     }
     after = settle_locked(connection);
   }
   settle(connection, std::move(after));
-  if (ended) return;
+  return next;
+}
 
-  // The receive still counts as outstanding here, so the connection cannot be
-  // finished under us, nor its buffer reused; and the next receive starts
-  // only after these bytes are in every queue, which is what keeps each
-  // sender's messages in order.
-  if (read) {
-    try {
-      const std::shared_ptr<Connection> congested =
-          on_bytes(connection, connection.receive.received(completion.bytes));
-      if (queued_total_.over()) shed_largest_queues();
-      if (congested && wait_for_room(*congested, connection)) return;  // the receive stays outstanding
-    } catch (const std::exception& error) {
-      // Out of memory, say: this connection goes, the server goes on, and
-      // receive_again() below still ends its receive (no operation is lost).
-      const CriticalSectionLock lock(connection.lock);
-      begin_close_locked(connection, std::string("internal error: ") + error.what());
-    }
+// The stage's turn (on_bytes); then the server-wide bound. True when a
+// recipient is congested and the sender's next receive waits for room.
+bool ServerCore::hand_over(Connection& connection, std::span<const std::byte> bytes) {
+  try {
+    const std::shared_ptr<Connection> congested = on_bytes(connection, bytes);
+    if (queued_total_.over()) shed_largest_queues();
+    return congested && wait_for_room(*congested, connection);
+  } catch (const std::exception& error) {
+    // Out of memory, say: this connection goes, the server goes on, and the
+    // caller's receive_again() still ends its receive (no operation is lost).
+    const CriticalSectionLock lock(connection.lock);
+    begin_close_locked(connection, std::string("internal error: ") + error.what());
+    return false;
   }
-  receive_again(connection);
 }
 
 // End of stream: the client will send no more, but it may still be reading
@@ -758,19 +782,7 @@ void ServerCore::stop() {
     completion_port_->cancel(listener_);
   }
   // 2. Close every client.
-  {
-    const CriticalSectionLock lock(clients_lock_);
-    stopping_ = true;
-  }
-  for (const auto& connection : connections()) {
-    AfterUnlock after;
-    {
-      const CriticalSectionLock lock(connection->lock);
-      begin_close_locked(*connection, "server shutting down");
-      after = settle_locked(*connection);
-    }
-    settle(*connection, std::move(after));
-  }
+  close_every_client();
   // 3. Drain: the workers handle the cancelled operations' completions until
   //    no connection and no accept is left.
   {
@@ -783,6 +795,24 @@ void ServerCore::stop() {
   workers_.clear();
   completion_port_->close(listener_);
   log_line("server stopped");
+}
+
+// No one joins from now on (admit checks stopping_), and everyone on the
+// list is cancelled; their completions come back to the workers as usual.
+void ServerCore::close_every_client() {
+  {
+    const CriticalSectionLock lock(clients_lock_);
+    stopping_ = true;
+  }
+  for (const auto& connection : connections()) {
+    AfterUnlock after;
+    {
+      const CriticalSectionLock lock(connection->lock);
+      begin_close_locked(*connection, "server shutting down");  // leaving ones too
+      after = settle_locked(*connection);
+    }
+    settle(*connection, std::move(after));
+  }
 }
 // [stop]
 

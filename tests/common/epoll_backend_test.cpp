@@ -88,7 +88,7 @@ TEST_F(EpollBackendTest, AFailedRearmCompletesEveryPendingOperationOnce) {
   // A send the peer does not read: what the socket buffer holds is written
   // at once, the rest waits for EPOLLOUT (armed while the socket was intact).
   SendOperation send;
-  send.add(make_shared_buffer(std::vector<std::byte>(std::size_t{8} << 20, std::byte{'x'})));
+  send.set(make_shared_buffer(std::vector<std::byte>(std::size_t{8} << 20, std::byte{'x'})));
   port_->start_send(ours_, send);
   ASSERT_FALSE(port_->wait(0ms)) << "the send should be waiting for room, not complete";
 

@@ -114,7 +114,7 @@ std::shared_ptr<Scenario> open_scenario(std::string& why, std::size_t extra = 0)
     EXPECT_FALSE(send_all(peer, "!"));
     scenario->receives.push_back(std::make_unique<ReceiveOperation>());
   }
-  scenario->send.add(make_shared_buffer(std::vector<std::byte>(kSendBytes, std::byte{'x'})));
+  scenario->send.set(make_shared_buffer(std::vector<std::byte>(kSendBytes, std::byte{'x'})));
   return scenario;
 }
 

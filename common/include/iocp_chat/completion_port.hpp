@@ -54,8 +54,7 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
-#include <sys/socket.h>
-#include <sys/uio.h>
+#include <sys/socket.h>  // sockaddr_storage, for AcceptOperation
 #endif
 
 namespace iocp_chat {
@@ -180,37 +179,38 @@ class ReceiveOperation final : public Operation {
   std::size_t capacity_;                 ///< Size of buffer_.
 };
 
-/// Sending a list of buffers in one gathered operation (WSASend with an array
-/// of WSABUFs; sendmsg with an iovec array). The operation keeps the buffers
-/// alive until its completion; the backend finishes short writes itself.
+/// Sending one buffer (WSASend with one WSABUF; send on Linux). The
+/// operation holds a reference to the buffer until clear(), so the bytes
+/// outlive the send; the backend finishes short writes itself.
 class SendOperation final : public Operation {
  public:
   SendOperation() noexcept : Operation(OperationKind::send) {}
-  /// Appends a buffer to send after the ones already added.
-  void add(SharedBuffer buffer);
-  /// Total bytes of all buffers added.
-  std::size_t size() const noexcept { return total_; }
+  /// The bytes to send; replaces what was set before.
+  void set(SharedBuffer buffer) noexcept {
+    buffer_ = std::move(buffer);
+    sent_ = 0;
+  }
+  /// Bytes to send in all.
+  std::size_t size() const noexcept { return buffer_ ? buffer_->size() : 0; }
   /// True when there is nothing to send.
-  bool empty() const noexcept { return total_ == 0; }
-  /// Drops every buffer (after a completion) so the operation can be reused.
-  void clear() noexcept;
-  /// The buffers, in order.
-  std::span<const SharedBuffer> buffers() const noexcept { return buffers_; }
+  bool empty() const noexcept { return size() == 0; }
+  /// Lets go of the buffer (after a completion) so the operation can be reused.
+  void clear() noexcept {
+    buffer_.reset();
+    sent_ = 0;
+  }
+  /// The bytes not written yet: all of them until a short write was resubmitted.
+  std::span<const std::byte> unsent() const noexcept {
+    return buffer_ ? std::span<const std::byte>(*buffer_).subspan(sent_) : std::span<const std::byte>();
+  }
 
  private:
   friend class detail::IocpPort;
   friend class detail::UringPort;
   friend class detail::EpollPort;
 
-  std::vector<SharedBuffer> buffers_;  ///< What to send, in order.
-  std::size_t total_ = 0;              ///< Sum of the buffers' sizes.
-  std::size_t sent_ = 0;               ///< Progress so far, for resubmitting a short send.
-#ifdef _WIN32
-  std::vector<WSABUF> pieces_;  ///< The WSABUF array for the unsent part.
-#else
-  std::vector<iovec> pieces_;  ///< The iovec array for the unsent part.
-  msghdr message_{};           ///< sendmsg's header; must live while io_uring holds it.
-#endif
+  SharedBuffer buffer_;   ///< What to send.
+  std::size_t sent_ = 0;  ///< Progress so far, for resubmitting a short send.
 };
 
 // [completion]
@@ -249,7 +249,7 @@ class CompletionPort {
   /// WSARecv: completes with the bytes received (0 when the peer closed).
   virtual void start_receive(const Socket& socket, ReceiveOperation& operation) = 0;
 
-  /// WSASend with gathered buffers: completes when every byte is written.
+  /// WSASend: completes when every byte of the operation's buffer is written.
   virtual void start_send(const Socket& socket, SendOperation& operation) = 0;
 
   /// CancelIoEx: every outstanding operation of the socket completes soon

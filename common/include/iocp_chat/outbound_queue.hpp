@@ -4,7 +4,7 @@
 //
 // IOCP idea shown: the buffer handed to WSASend belongs to the kernel until
 // the send's completion is dequeued, so nothing may be appended to it. Two
-// buffers per connection — "in flight" and "pending" — give one gathered
+// buffers per connection — "in flight" and "pending" — give one
 // send per connection per batch instead of one send per message: every frame
 // that arrives while a send is in flight is copied, back to back, into the
 // pending buffer and leaves in the next send. Copying a 52-byte frame is far

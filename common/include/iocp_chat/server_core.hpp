@@ -21,7 +21,7 @@
 //     broadcast only copies the list under the lock and never sends while
 //     holding it;
 //   * each client has a bounded outbound queue and at most one send in
-//     flight; what piles up meanwhile leaves gathered in the next send, one
+//     flight; what piles up meanwhile leaves together in the next send, one
 //     per client at the end of a worker's batch;
 //   * back-pressure instead of blocking: a sender whose bytes find a
 //     client's queue congested does not get its next receive until that
@@ -99,7 +99,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   Socket socket;             ///< The client's socket; closed only after the last completion.
   std::string name;          ///< "127.0.0.1:50000", for log lines.
   ReceiveOperation receive;  ///< The one receive kept outstanding (WSARecv's OVERLAPPED + buffer).
-  SendOperation send;        ///< The send in flight (WSASend's OVERLAPPED + gathered buffers).
+  SendOperation send;        ///< The send in flight (WSASend's OVERLAPPED + the bytes it holds).
   bool counted = false;      ///< Counted as a client (false for one refused with a farewell).
 
   CriticalSection lock;  ///< Guards everything below; held only to decide, never to wait.
@@ -206,8 +206,18 @@ class ServerCore {
   void run_worker();
   void dispatch(const Completion& completion);
   void on_accept(AcceptOperation& accept, const Completion& completion);
+  /// What the receive handler does after a receive's completion.
+  enum class AfterReceive {
+    hand_over,      ///< Give the bytes to the stage, then receive again (or wait for room).
+    receive_again,  ///< Nothing to hand over (a leaving client's bytes): receive again.
+    stop_receiving  ///< The receive is over for good: closing, or the client's FIN came.
+  };
+
   void admit(Socket socket);
+  bool enlist(const std::shared_ptr<Connection>& connection, SharedBuffer& full_notice);
   void on_receive(Connection& connection, const Completion& completion);
+  AfterReceive receive_completed(Connection& connection, const Completion& completion);
+  bool hand_over(Connection& connection, std::span<const std::byte> bytes);
   void on_end_of_stream_locked(Connection& connection) REQUIRES(connection.lock);
   void receive_again(Connection& connection);
   void on_send(Connection& connection, const Completion& completion);
@@ -226,6 +236,7 @@ class ServerCore {
   void settle(Connection& connection, AfterUnlock after);
   void sweep();
   void finish(Connection& connection);
+  void close_every_client();
   bool repost_accept(AcceptOperation& accept);
   void park_accept(AcceptOperation& accept, const std::error_code& error);
   void repost_parked_accepts(std::chrono::steady_clock::time_point now);
