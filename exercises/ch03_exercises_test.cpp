@@ -93,17 +93,18 @@ TEST_P(V1Exercise, Exercise3_1_AClientIsLetGoAfterNBytes) {
   Socket talker = connect_to("127.0.0.1", server_->port());
   Socket listener = connect_to("127.0.0.1", server_->port());
   ASSERT_TRUE(eventually([&] { return server_->client_count() == 2; }));
-  const std::string sixty(60, 'a');
+  // Whole lines, so that the check holds with exercise 5.2 solved too.
+  const std::string sixty = std::string(59, 'a') + "\n";
   ASSERT_FALSE(send_all(talker, sixty));
   ASSERT_EQ(read_text(listener, 60), sixty) << "the first 60 bytes are within the limit: broadcast them";
   ASSERT_EQ(read_text(talker, 60), sixty);
-  ASSERT_FALSE(send_all(talker, std::string(60, 'b')));  // 120 in all: past the limit
+  ASSERT_FALSE(send_all(talker, std::string(59, 'b') + "\n"));  // 120 in all: past the limit
   std::string after;
   EXPECT_TRUE(read_until_closed(talker, after))
       << "exercise 3.1: a client that sent more than max_bytes_per_client should be let go (leave())";
   EXPECT_EQ(after, "") << "exercise 3.1: the chunk that crossed the limit should not be broadcast";
-  ASSERT_FALSE(send_all(listener, "z"));
-  EXPECT_EQ(read_text(listener, 1), "z")
+  ASSERT_FALSE(send_all(listener, "z\n"));
+  EXPECT_EQ(read_text(listener, 2), "z\n")
       << "exercise 3.1: the chunk that crossed the limit reached another client";
 }
 
