@@ -114,6 +114,7 @@ std::optional<LoginStatus> to_login_status(std::uint16_t value) noexcept {
     case LoginStatus::id_taken:
     case LoginStatus::invalid_id:
     case LoginStatus::already_logged_in:
+    case LoginStatus::try_later:
       return static_cast<LoginStatus>(value);
   }
   return std::nullopt;
@@ -258,6 +259,8 @@ std::string_view to_string(LoginStatus status) noexcept {
       return "INVALID_ID";
     case LoginStatus::already_logged_in:
       return "ALREADY_LOGGED_IN";
+    case LoginStatus::try_later:
+      return "TRY_LATER";
   }
   return "(unknown login status)";
 }

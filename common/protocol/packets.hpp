@@ -58,6 +58,7 @@ enum class LoginStatus : std::uint16_t {
   id_taken = 1,           ///< Another connection holds the id; try another.
   invalid_id = 2,         ///< The id breaks the rules (empty, too long, control, space, bad UTF-8).
   already_logged_in = 3,  ///< This connection is logged in already; it keeps its first id.
+  try_later = 4,          ///< ver.3: the cluster cannot check the id now (its messaging is unreachable).
 };
 
 /// ERROR's code. After an ERROR the server closes the connection.

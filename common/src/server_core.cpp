@@ -34,6 +34,12 @@ constexpr std::chrono::milliseconds kAcceptRetryPause{100};
 /// How often an idle worker wakes up to run the sweep.
 constexpr std::chrono::milliseconds kSweepInterval{250};
 
+/// The completion key of stop()'s posted quit. A stage's posted events
+/// (post()) carry kStageEventKey instead.
+constexpr CompletionKey kQuitKey = 0;
+/// The completion key of a stage's posted event (ServerCore::post).
+constexpr CompletionKey kStageEventKey = 1;
+
 // [scheduled-sends]
 /// Most completions a worker takes from the port at once.
 constexpr std::size_t kCompletionBatch = 64;
@@ -63,6 +69,7 @@ std::shared_ptr<Connection> ServerCore::make_connection(Socket socket, OutboundT
 SharedBuffer ServerCore::farewell(Farewell) { return nullptr; }
 void ServerCore::on_depart(Connection&) {}
 void ServerCore::on_sweep(Connection&, std::chrono::steady_clock::time_point) {}
+void ServerCore::on_posted(std::size_t) {}
 
 // [start]
 void ServerCore::start() {
@@ -116,7 +123,7 @@ void ServerCore::run_worker() {
     const std::size_t count = completion_port_->wait_many(batch, kSweepInterval);
     sweep();
     for (const Completion& completion : std::span(batch).first(count)) {
-      if (completion.kind() == OperationKind::posted) {
+      if (completion.kind() == OperationKind::posted && completion.key == kQuitKey) {
         ++quits;  // stop() says quit; finish the batch first
         continue;
       }
@@ -132,7 +139,7 @@ void ServerCore::run_worker() {
   }
   // stop() posts one quit per worker; a batch may have taken several, so
   // hand back the ones meant for the others.
-  for (std::size_t i = 1; i < quits; ++i) completion_port_->post(0);
+  for (std::size_t i = 1; i < quits; ++i) completion_port_->post(kQuitKey);
   scheduled_sends = nullptr;
 }
 // [worker-loop]
@@ -150,7 +157,8 @@ void ServerCore::dispatch(const Completion& completion) {
     case OperationKind::send:
       on_send(*reinterpret_cast<Connection*>(completion.key), completion);
       break;
-    case OperationKind::posted:
+    case OperationKind::posted:  // an event of the stage's (the quit never gets here)
+      on_posted(completion.bytes);
       break;
   }
 }
@@ -737,6 +745,13 @@ void ServerCore::sweep() {
 }
 // [sweep]
 
+// [post]
+// PostQueuedCompletionStatus for the stage: an event that is not a socket's
+// (ver.3: a message from the other nodes) handed to whichever worker is free,
+// so the stage's rules keep running on the workers only.
+void ServerCore::post(std::size_t value) { completion_port_->post(kStageEventKey, value); }
+// [post]
+
 std::vector<std::shared_ptr<Connection>> ServerCore::connections() {
   const CriticalSectionLock lock(clients_lock_);
   return {clients_.begin(), clients_.end()};
@@ -790,7 +805,7 @@ void ServerCore::stop() {
     drained_.wait(lock, [this] { return connections_.value() == 0 && accepts_alive_.value() == 0; });
   }
   // 4. One quit completion per worker, then join them.
-  for (std::size_t i = 0; i < workers_.size(); ++i) completion_port_->post(0);
+  for (std::size_t i = 0; i < workers_.size(); ++i) completion_port_->post(kQuitKey);
   for (auto& worker : workers_) worker.join();
   workers_.clear();
   completion_port_->close(listener_);

@@ -158,6 +158,7 @@ TEST(ChatText, EveryErrorCodeAndLoginStatusHasItsOwnWords) {
             std::string::npos);
   EXPECT_NE(client::describe_login(v2::LoginStatus::already_logged_in, "x").find("ALREADY_LOGGED_IN"),
             std::string::npos);
+  EXPECT_NE(client::describe_login(v2::LoginStatus::try_later, "x").find("TRY_LATER"), std::string::npos);
 }
 
 // --- end to end, with the real v2_server ------------------------------------------

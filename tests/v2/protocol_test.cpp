@@ -100,6 +100,7 @@ TEST(ToString, NamesAreTheSpecs) {
   EXPECT_EQ(to_string(LoginStatus::id_taken), "ID_TAKEN");
   EXPECT_EQ(to_string(LoginStatus::invalid_id), "INVALID_ID");
   EXPECT_EQ(to_string(LoginStatus::already_logged_in), "ALREADY_LOGGED_IN");
+  EXPECT_EQ(to_string(LoginStatus::try_later), "TRY_LATER");
   EXPECT_EQ(to_string(ErrorCode::malformed_frame), "MALFORMED_FRAME");
   EXPECT_EQ(to_string(ErrorCode::unknown_type), "UNKNOWN_TYPE");
   EXPECT_EQ(to_string(ErrorCode::not_logged_in), "NOT_LOGGED_IN");
@@ -136,6 +137,8 @@ std::vector<Golden> golden_vectors() {
        cat({hex("00 16  00 02  00 01"), hex("62 6f 62"), nuls(13)})},
       {"LOGIN_RESPONSE ALREADY_LOGGED_IN", LoginResponse{LoginStatus::already_logged_in, "bob"},
        cat({hex("00 16  00 02  00 03"), hex("62 6f 62"), nuls(13)})},
+      {"LOGIN_RESPONSE TRY_LATER (ver.3)", LoginResponse{LoginStatus::try_later, "bob"},
+       cat({hex("00 16  00 02  00 04"), hex("62 6f 62"), nuls(13)})},
       {"CHAT_REQUEST hi there", ChatRequest{"hi there"},
        cat({hex("00 24  00 03"), hex("68 69 20 74 68 65 72 65"), nuls(24)})},
       {"CHAT_BROADCAST alice: hi", ChatBroadcast{"alice", "hi"},
@@ -269,7 +272,8 @@ TEST(DecodeHeader, LengthFieldMustMatchTheBytesGiven) {
 }
 
 TEST(DecodeHeader, UnknownStatusOrCodeInAServerFrameIsMalformed) {
-  EXPECT_EQ(refusal(cat({hex("00 16  00 02  00 04"), raw("bob"), nuls(13)})), "MALFORMED_FRAME");
+  EXPECT_EQ(refusal(cat({hex("00 16  00 02  00 05"), raw("bob"), nuls(13)})),
+            "MALFORMED_FRAME");  // 4 is TRY_LATER
   EXPECT_EQ(refusal(cat({hex("00 16  00 02  ff ff"), raw("bob"), nuls(13)})), "MALFORMED_FRAME");
   EXPECT_EQ(refusal(hex("00 06  00 07  00 00")), "MALFORMED_FRAME");
   EXPECT_EQ(refusal(hex("00 06  00 07  00 07")), "MALFORMED_FRAME");

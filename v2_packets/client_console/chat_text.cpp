@@ -123,6 +123,9 @@ std::string describe_login(v2::LoginStatus status, std::string_view id) {
     case v2::LoginStatus::already_logged_in:
       return "the server says this connection is logged in already (ALREADY_LOGGED_IN); it keeps the id it "
              "logged in with first";
+    case v2::LoginStatus::try_later:
+      return "the server cannot check right now whether " + quoted(id) +
+             " is free in its cluster (TRY_LATER); try again in a moment";
   }
   return "the server answered the login of " + quoted(id) + " with the unknown status " +
          std::to_string(static_cast<unsigned>(status));

@@ -169,6 +169,7 @@ void LoginDialog::on_login_response(const LoginResponse& response) {
       return;
     case LoginStatus::id_taken:
     case LoginStatus::invalid_id:
+    case LoginStatus::try_later:  // a ver.3 node that cannot reach its cluster now
       // The connection stays open: the next Login tries again on it.
       retry_with_new_id(verdict);
       return;

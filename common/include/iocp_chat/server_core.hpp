@@ -170,6 +170,8 @@ class ServerCore {
   virtual void on_depart(Connection& connection);
   /// Called by the sweep for each connection, outside its lock.
   virtual void on_sweep(Connection& connection, std::chrono::steady_clock::time_point now);
+  /// A completion the stage posted with post(`value`) reached this worker.
+  virtual void on_posted(std::size_t value);
 
   // --- what the stage may use -------------------------------------------------
   /// Queues bytes for one client; its send starts at the end of the worker's
@@ -187,6 +189,10 @@ class ServerCore {
   bool is_open(Connection& connection);
   /// Why it is leaving or closing (empty while open).
   std::string reason_of(Connection& connection);
+  /// PostQueuedCompletionStatus: one worker will call on_posted(`value`). For
+  /// events that are not I/O (ver.3's messages from other nodes); only
+  /// between start() and stop().
+  void post(std::size_t value);
   /// Every connection at this moment (a copy of the list, taken under its lock).
   std::vector<std::shared_ptr<Connection>> connections();
   /// The configuration given.
