@@ -9,8 +9,8 @@
 // An outside server that is not installed fails the test with a message that
 // says how to install it — a skipped comparison would go unnoticed.
 // Usage: bench_smoke SERVER CHAT_BENCH PROTOCOL [chat_bench options...]
-//        (PROTOCOL v1 or v2: SERVER is ours; redis or nats: SERVER is
-//        redis-server or nats-server)
+//        (PROTOCOL v1 or v2: SERVER is ours — or bench's fanout_server, which
+//        speaks v1 —; redis or nats: SERVER is redis-server or nats-server)
 #include <unistd.h>
 
 #include <chrono>
@@ -96,7 +96,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_smoke: the server did not start: %s\n", server.log.c_str());
     return 1;
   }
-  const std::string json = "bench_smoke_" + protocol + ".json";
+  // Named after the server too: two tests of one protocol (v1_server, fanout_server) may run at once.
+  const std::string json =
+      "bench_smoke_" + protocol + "_" + program.substr(program.find_last_of("/\\") + 1) + ".json";
   std::vector<std::string> arguments = {"--port", server.port, "--protocol", protocol, "--json", json};
   for (int i = 4; i < argc; ++i) arguments.emplace_back(argv[i]);
   const auto result = iocp_chat::test::run_process(argv[2], arguments, 60s);
