@@ -1119,6 +1119,11 @@ int run(const Options& options) {
   double cpu_start = 0, server_cpu_start = 0;
   std::uint64_t last_deliveries = 0;
   bool measuring = false;
+  if (options.warmup == 0) {  // the measured window starts now: so does the CPU count
+    measuring = true;
+    cpu_start = own_cpu_seconds();
+    server_cpu_start = process_cpu_seconds(options.server_pid);
+  }
   for (std::uint64_t second = 1; second <= options.warmup + options.duration; ++second) {
     std::this_thread::sleep_until(
         Clock::time_point(std::chrono::nanoseconds(start + second * 1'000'000'000)));

@@ -8,14 +8,26 @@
 # it says it is ready, runs chat_bench (1 publisher, so ver.1 can take part and
 # every server does the same work), and stops the server:
 #   v1-uring v1-epoll v2-uring v2-epoll   our servers, --backend uring|epoll
+#   fanout bench/fanout_server: one thread, epoll, batching, no rules — the
+#          loopback ceiling, spoken as chat_bench --protocol v1
 #   redis  redis-server --save '' --appendonly no
 #          --client-output-buffer-limit 'pubsub 8mb 8mb 0'  (our 8 MiB bound)
 #   nats   nats-server with its defaults
 # Modes: max = window mode (as fast as a window of 64 allows);
 #        rate = a fixed --rate deliveries/s, latency from the scheduled time.
+# Rounds are interleaved: round 1 of every cell, then round 2 ... (loops run ->
+# N -> mode -> server, servers innermost), so a change in the machine's load
+# hits every server alike.
 #
-# It builds nothing: build chat_bench, v1_server and v2_server first, e.g.
-#   cmake --preset linux && cmake --build build/linux --target chat_bench v1_server v2_server
+# Other processes on the machine: around each chat_bench the script reads the
+# machine's busy time (user + nice + system jiffies in /proc/stat), the
+# server's CPU time (/proc/PID/stat) and its own children's (chat_bench's,
+# cutime + cstime in /proc/$$/stat); what is left over was used by someone
+# else. A run where that exceeds --other-cpu-limit % of one core is flagged
+# (in the progress line, runs.tsv and summary.md), never dropped.
+#
+# It builds nothing: build chat_bench, fanout_server, v1_server and v2_server first, e.g.
+#   cmake --preset linux && cmake --build build/linux --target chat_bench fanout_server v1_server v2_server
 # Relative paths are taken from the repository root.
 #
 # Output (--out DIR, default build/bench-matrix): runs/*.json and runs/*.txt
@@ -30,10 +42,10 @@ cd "$(dirname "$0")/.."
 
 build=build/linux
 out=build/bench-matrix
-servers="v1-uring v1-epoll v2-uring v2-epoll redis nats"
+servers="v1-uring v1-epoll v2-uring v2-epoll fanout redis nats"
 clients="10 100 1000"
 modes="max rate"
-runs=3
+runs=5
 duration=3
 warmup=1
 rate=50000
@@ -41,16 +53,20 @@ matrix=1
 idle_memory=0
 idle_clients=10000
 idle_servers="v2-uring v2-epoll redis"
+other_cpu_limit=10
 
 usage() {
   cat <<'EOF'
 usage: bench/run_matrix.sh [options]
-  --build DIR          build tree with chat_bench, v1_server, v2_server (default build/linux)
+  --build DIR          build tree with chat_bench, fanout_server, v1_server, v2_server
+                       (default build/linux; this script builds nothing)
   --out DIR            where results go (default build/bench-matrix)
-  --servers "LIST"     from: v1-uring v1-epoll v2-uring v2-epoll redis nats (default: all)
+  --servers "LIST"     from: v1-uring v1-epoll v2-uring v2-epoll fanout redis nats (default: all);
+                       fanout = bench/fanout_server, the loopback ceiling (target fanout_server)
   --clients "LIST"     N values (default "10 100 1000")
   --modes "LIST"       max and/or rate (default "max rate")
-  --runs K             runs per cell (default 3)
+  --runs K             rounds, i.e. runs per cell (default 5); rounds are interleaved:
+                       round 1 of every N, mode and server, then round 2, ...
   --duration S         measured seconds per run (default 3)
   --warmup S           warm-up seconds per run (default 1)
   --rate R             deliveries/s offered in rate mode (default 50000)
@@ -59,8 +75,13 @@ usage: bench/run_matrix.sh [options]
   --idle-only          only the idle-memory step
   --idle-clients N     idle connections (default 10000)
   --idle-servers "L"   servers for the idle step (default "v2-uring v2-epoll redis")
+  --other-cpu-limit P  flag a run in which other processes used more than P % of one
+                       core (default 10)
   --help               this text
-The default matrix (6 servers x 3 N x 2 modes x 3 runs) takes about 10-12 minutes.
+The summary gives each cell's median with its lowest and highest run, bench and
+server CPU, server CPU seconds per million deliveries, the flagged runs, and the
+ratio to redis-server computed round by round (median and spread of the quotients).
+The default matrix (7 servers x 3 N x 2 modes x 5 runs) takes about 25 minutes.
 EOF
 }
 
@@ -80,6 +101,7 @@ while (($#)); do
     --idle-only) idle_memory=1; matrix=0; shift ;;
     --idle-clients) idle_clients=$2; shift 2 ;;
     --idle-servers) idle_servers=$2; shift 2 ;;
+    --other-cpu-limit) other_cpu_limit=$2; shift 2 ;;
     --help | -h) usage; exit 0 ;;
     *) echo "run_matrix: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -89,7 +111,7 @@ die() {
   echo "run_matrix: $*" >&2
   exit 2
 }
-for number in "$runs" "$duration" "$warmup" "$rate" "$idle_clients" $clients; do
+for number in "$runs" "$duration" "$warmup" "$rate" "$idle_clients" "$other_cpu_limit" $clients; do
   [[ $number =~ ^[0-9]+$ ]] || die "not a number: '$number'"
 done
 for mode in $modes; do [[ $mode == max || $mode == rate ]] || die "unknown mode '$mode' (max, rate)"; done
@@ -98,6 +120,7 @@ for mode in $modes; do [[ $mode == max || $mode == rate ]] || die "unknown mode 
 chat_bench="$build/bench/chat_bench"
 v1_server="$build/v1_basic_broadcast/server/v1_server"
 v2_server="$build/v2_packets/server/v2_server"
+fanout_server="$build/bench/fanout_server"
 redis_server=$(command -v redis-server || echo /usr/bin/redis-server)
 nats_server=$(command -v nats-server || echo /usr/sbin/nats-server)
 
@@ -115,9 +138,10 @@ for server in $all_servers; do
   case $server in
     v1-uring | v1-epoll) need_built "$v1_server" v1_server ;;
     v2-uring | v2-epoll) need_built "$v2_server" v2_server ;;
+    fanout) need_built "$fanout_server" fanout_server ;;
     redis) need_installed "$redis_server" redis-server ;;
     nats) need_installed "$nats_server" nats-server ;;
-    *) die "unknown server '$server' (v1-uring v1-epoll v2-uring v2-epoll redis nats)" ;;
+    *) die "unknown server '$server' (v1-uring v1-epoll v2-uring v2-epoll fanout redis nats)" ;;
   esac
 done
 command -v python3 >/dev/null || die "python3 is missing (sudo apt-get install python3)"
@@ -136,8 +160,8 @@ if [[ $(ulimit -Sn) != unlimited ]] && (($(ulimit -Sn) < wanted)); then ulimit -
 mkdir -p "$out/runs"
 out=$(cd "$out" && pwd)
 machine="$(nproc)-core $(uname -m), Linux $(uname -r)"
-printf '{"machine": "%s", "duration": %s, "warmup": %s, "rate": %s, "runs": %s, "build": "%s"}\n' \
-  "$machine" "$duration" "$warmup" "$rate" "$runs" "$build" >"$out/config.json"
+printf '{"machine": "%s", "duration": %s, "warmup": %s, "rate": %s, "runs": %s, "build": "%s", "other_cpu_limit": %s}\n' \
+  "$machine" "$duration" "$warmup" "$rate" "$runs" "$build" "$other_cpu_limit" >"$out/config.json"
 
 # --- servers ------------------------------------------------------------------
 server_pid=""
@@ -173,6 +197,9 @@ start_server() {
         "$v2_server" --port "$server_port" --bind 127.0.0.1 --backend "${name#v2-}" \
           --max-clients "$max_clients" >>"$log" 2>&1 &
         ready="listening on 127.0.0.1:$server_port" ;;
+      fanout)
+        "$fanout_server" --port "$server_port" --bind 127.0.0.1 >>"$log" 2>&1 &
+        ready="listening on 127.0.0.1:$server_port" ;;
       redis)
         "$redis_server" --port "$server_port" --bind 127.0.0.1 --save '' --appendonly no \
           --client-output-buffer-limit 'pubsub 8mb 8mb 0' --maxclients "$max_clients" >>"$log" 2>&1 &
@@ -195,8 +222,52 @@ start_server() {
 }
 
 protocol_of() {  # NAME -> chat_bench --protocol
-  case $1 in v1-*) echo v1 ;; v2-*) echo v2 ;; *) echo "$1" ;; esac
+  case $1 in v1-* | fanout) echo v1 ;; v2-*) echo v2 ;; *) echo "$1" ;; esac
 }
+
+# cpu_sample PID: sets cpu_now to "wall_us busy steal server shell children" — the
+# time, the machine's busy jiffies (user + nice + system; irq and softirq are
+# left out on both sides, since the kernel charges them to no process), its
+# steal jiffies, PID's CPU jiffies (utime + stime, all threads), this shell's
+# own, and its waited-for children's (cutime + cstime: chat_bench, through
+# timeout). Builtins only: a fork here would count as a child.
+cpu_sample() {
+  local label user nice system _idle _iowait _irq _softirq steal _rest stat fields
+  read -r label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
+  local server=0 shell=0 children=0
+  if [[ -r /proc/$1/stat ]] && read -r stat <"/proc/$1/stat"; then
+    read -r -a fields <<<"${stat##*) }"  # fields[0] is field 3 of proc(5)
+    server=$((fields[11] + fields[12]))
+  fi
+  read -r stat </proc/$$/stat
+  read -r -a fields <<<"${stat##*) }"
+  shell=$((fields[11] + fields[12]))
+  children=$((fields[13] + fields[14]))
+  cpu_now="${EPOCHREALTIME/./} $((user + nice + system)) $steal $server $shell $children"
+}
+
+# other_cpu BEFORE AFTER: "OTHER STEAL" between two cpu_samples, in tenths of a
+# percent of one core: the machine's busy time minus the server's, this shell's and
+# chat_bench's; and the time the hypervisor gave to other machines.
+other_cpu() {
+  local -a a b
+  read -r -a a <<<"$1"
+  read -r -a b <<<"$2"
+  local wall_us=$((b[0] - a[0]))
+  ((wall_us > 0)) || wall_us=1
+  local other=$(((b[1] - a[1]) - (b[3] - a[3]) - (b[4] - a[4]) - (b[5] - a[5])))
+  local steal=$((b[2] - a[2]))
+  # jiffies * 1e6 / (hz * wall_us) = cores; * 1000 = tenths of a percent
+  local other10=$((other * 1000000000 / (clk_tck * wall_us)))
+  local steal10=$((steal * 1000000000 / (clk_tck * wall_us)))
+  echo "$other10 $steal10"
+}
+tenths() {  # 123 -> 12.3, -7 -> -0.7
+  local value=$1 sign=""
+  if ((value < 0)); then sign=-; value=$((-value)); fi
+  printf '%s%d.%d' "$sign" $((value / 10)) $((value % 10))
+}
+clk_tck=$(getconf CLK_TCK)
 
 json_number() {  # FILE KEY: a number from chat_bench's JSON (for the progress line)
   sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p" "$1" 2>/dev/null | head -1
@@ -207,7 +278,7 @@ status=0
 if ((matrix)); then
   total=0
   for server in $servers; do for n in $clients; do for mode in $modes; do total=$((total + runs)); done; done; done
-  printf 'server\tclients\tmode\trun\texit\tjson\n' >"$out/runs.tsv"
+  printf 'server\tclients\tmode\trun\texit\tjson\tother_cpu_percent\tsteal_percent\n' >"$out/runs.tsv"
   echo "run_matrix: $total runs of ${warmup}+${duration} s into $out"
   done_runs=0
   # Servers innermost: the servers of one cell run back to back, so a change
@@ -221,21 +292,34 @@ if ((matrix)); then
           json="$out/runs/$id.json"
           rm -f "$json"
           code=0
+          other=""
           if start_server "$server" "$out/runs/$id.server.log" $((n + 100 > 10000 ? n + 100 : 10000)); then
             args=(--port "$server_port" --protocol "$(protocol_of "$server")" --clients "$n" --publishers 1
               --warmup "$warmup" --duration "$duration" --server-pid "$server_pid" --json "$json")
             [[ $mode == rate ]] && args+=(--rate "$rate")
+            cpu_sample "$server_pid"
+            cpu_before=$cpu_now
             timeout $((warmup + duration + 120)) "$chat_bench" "${args[@]}" >"$out/runs/$id.txt" 2>&1 || code=$?
+            cpu_sample "$server_pid"
+            other=$(other_cpu "$cpu_before" "$cpu_now")
             stop_server
           else
             code=3
           fi
-          printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$n" "$mode" "$run" "$code" "$json" >>"$out/runs.tsv"
+          other_percent=- steal_percent=- flag=""
+          if [[ -n $other ]]; then
+            read -r other10 steal10 <<<"$other"
+            other_percent=$(tenths "$other10")
+            steal_percent=$(tenths "$steal10")
+            if ((other10 > other_cpu_limit * 10)); then flag="  FLAG: others used $other_percent % of a core"; fi
+          fi
+          printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$n" "$mode" "$run" "$code" "$json" \
+            "$other_percent" "$steal_percent" >>"$out/runs.tsv"
           if [[ -f $json ]]; then
-            printf '[%3d/%d] %-8s N=%-5s %-4s run %d/%d: delivered/s %10.0f  p99 %9.1f us  lost/reord/dup/drop %s/%s/%s/%s  exit %d\n' \
+            printf '[%3d/%d] %-8s N=%-5s %-4s run %d/%d: delivered/s %10.0f  p99 %9.1f us  lost/reord/dup/drop %s/%s/%s/%s  exit %d%s\n' \
               "$done_runs" "$total" "$server" "$n" "$mode" "$run" "$runs" "$(json_number "$json" delivered_per_s)" \
               "$(json_number "$json" p99)" "$(json_number "$json" lost)" "$(json_number "$json" reordered)" \
-              "$(json_number "$json" duplicated)" "$(json_number "$json" failures)" "$code"
+              "$(json_number "$json" duplicated)" "$(json_number "$json" failures)" "$code" "$flag"
           else
             printf '[%3d/%d] %-8s N=%-5s %-4s run %d/%d: FAILED (exit %d), see %s\n' \
               "$done_runs" "$total" "$server" "$n" "$mode" "$run" "$runs" "$code" "$out/runs/$id.txt"
