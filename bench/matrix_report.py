@@ -67,9 +67,10 @@ def number_or_none(text):
         return None
 
 
-def cpu_per_million(run):
-    """Server CPU seconds per million deliveries in one run's measured window, or None."""
-    cpu, rate = run.get("server_cpu_percent", -1), run.get("delivered_per_s", 0)
+def cpu_per_million(run, key="server_cpu_percent"):
+    """Server (or with key="bench_cpu_percent", chat_bench) CPU seconds per million deliveries
+    in one run's measured window, or None."""
+    cpu, rate = run.get(key, -1), run.get("delivered_per_s", 0)
     if cpu is None or cpu < 0 or not rate:
         return None
     return cpu / 100.0 / rate * 1e6
@@ -131,8 +132,8 @@ def matrix(out):
         "rounds interleaved (round 1 of every N, mode and server, then round 2, ...).",
         "Each cell: the median over its runs, with the lowest and highest run in brackets. Latencies",
         "in µs from the (scheduled) send time; bench % and server % = CPU of chat_bench and of the",
-        "server in the measured window, % of one core; CPU s/M = server CPU seconds per million",
-        "deliveries; lost/reord/dup/drop are totals over all runs (drop = clients the server",
+        "server in the measured window, % of one core; server s/M and bench s/M = their CPU seconds",
+        "per million deliveries; lost/reord/dup/drop are totals over all runs (drop = clients the server",
         "disconnected or that failed) — our servers and fanout must show 0, redis and nats are",
         "reported, not failed. flagged = runs in which other processes used more than %g %% of one"
         % limit,
@@ -144,8 +145,8 @@ def matrix(out):
             "and mode), the median of those quotients with the smallest and largest.",
         ]
     header = ("| server | N | mode | runs | delivered/s | ÷ redis | p50 µs | p99 µs | p99.9 µs | lost | reord "
-              "| dup | drop | bench % | server % | CPU s/M | flagged |")
-    lines += ["", header, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+              "| dup | drop | bench % | server % | server s/M | bench s/M | flagged |")
+    lines += ["", header, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     medians = {}
     ratio_rows = []
     for server in servers:
@@ -163,6 +164,8 @@ def matrix(out):
                 cpu = [r["server_cpu_percent"] for r in good if r.get("server_cpu_percent", -1) >= 0]
                 bench_cpu = [r["bench_cpu_percent"] for r in good if r.get("bench_cpu_percent", -1) >= 0]
                 per_million = [v for v in (cpu_per_million(r) for r in good) if v is not None]
+                bench_per_million = [v for v in (cpu_per_million(r, "bench_cpu_percent") for r in good)
+                                     if v is not None]
                 delivered = [r["delivered_per_s"] for r in good]
                 medians[(server, size, mode)] = {"delivered": median_or_none(delivered),
                                                  "p99": median_or_none(latency["p99"])}
@@ -176,11 +179,11 @@ def matrix(out):
                     ratio = ratio_text(per_round_ratios(results, server, size, mode, delivered_key))
                     ratio_rows.append((server, size, mode, delivered_key))
                 runs = str(len(group)) if not failed_runs else "%d (%d failed)" % (len(group), failed_runs)
-                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %s | %s | %s |"
+                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %s | %s | %s | %s |"
                              % (server, size, mode, runs, spread(delivered), ratio, spread(latency["p50"]),
                                 spread(latency["p99"]), spread(latency["p99_9"]), total["lost"],
                                 total["reordered"], total["duplicated"], total["failures"], spread(bench_cpu),
-                                spread(cpu), spread(per_million, 2), flag_text))
+                                spread(cpu), spread(per_million, 2), spread(bench_per_million, 2), flag_text))
                 bad = [r for r in group
                        if r["exit_code"] != 0 or not r["ok"] or any(r.get(key, 0) for key in total)]
                 for r in bad:
@@ -192,10 +195,10 @@ def matrix(out):
             "## Ratios to redis-server, round by round",
             "",
             "Each quotient compares two runs of the same round; the median of the quotients with the",
-            "smallest and largest. delivered/s: higher is better; p99 and CPU s/M: lower is better.",
+            "smallest and largest. delivered/s: higher is better; p99 and server s/M: lower is better.",
             "\"unflagged\" uses only the rounds in which neither run was flagged.",
             "",
-            "| server | N | mode | delivered/s ÷ redis | … unflagged rounds | p99 ÷ redis | CPU s/M ÷ redis |",
+            "| server | N | mode | delivered/s ÷ redis | … unflagged rounds | p99 ÷ redis | server s/M ÷ redis |",
             "|---|--:|---|--:|--:|--:|--:|",
         ]
         for server, size, mode, delivered_key in ratio_rows:
