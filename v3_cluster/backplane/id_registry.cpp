@@ -1,5 +1,7 @@
 // id_registry.cpp — claim, release and renew as compare-and-set writes on
 // the JetStream stream behind the key-value bucket.
+//
+// Lines such as `// [name]` mark the listings the tutorial shows.
 #include "id_registry.hpp"
 
 #include <thread>
@@ -64,6 +66,7 @@ IdRegistry::IdRegistry(natsConnection* connection, std::string_view room, Regist
   }
 }
 
+// [kv-claim]
 ClaimResult IdRegistry::claim(std::string_view user_id, std::string_view holder) {
   const std::string key = id_key(user_id);
   const std::string value(holder);
@@ -94,7 +97,9 @@ ClaimResult IdRegistry::claim(std::string_view user_id, std::string_view holder)
   result.status = ClaimStatus::unavailable;
   return result;
 }
+// [kv-claim]
 
+// [kv-release]
 ReleaseStatus IdRegistry::release(std::string_view user_id, std::uint64_t revision) {
   if (revision == 0) return ReleaseStatus::changed;  // 0 would mean "no expectation"
   const std::string subject = "$KV." + bucket_ + "." + id_key(user_id);
@@ -114,6 +119,7 @@ ReleaseStatus IdRegistry::release(std::string_view user_id, std::uint64_t revisi
   if (code == JSStreamWrongLastSequenceErr) return ReleaseStatus::changed;
   return ReleaseStatus::unavailable;
 }
+// [kv-release]
 
 ClaimResult IdRegistry::renew(std::string_view user_id, std::string_view holder, std::uint64_t revision) {
   const std::string key = id_key(user_id);
