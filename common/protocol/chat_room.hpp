@@ -139,6 +139,13 @@ class ChatRoom {
     return {false, found == answered_.end() ? 0 : found->second};
   }
 
+  /// The logged-in clients now (the snapshot), for frames that come from
+  /// elsewhere: ver.3's other nodes.
+  Members members() {
+    const CriticalSectionLock lock(lock_);
+    return members_;
+  }
+
   /// How many clients are logged in.
   std::size_t logged_in() {
     const CriticalSectionLock lock(lock_);
