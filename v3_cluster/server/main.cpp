@@ -92,6 +92,11 @@ int main(int argc, char** argv) {
                "a file holding 'token = ...' or 'user = ...' and 'password = ...' (mode 600)",
                config.backplane.credentials_file);
   options.text("--nats-ca", "FILE", "CA certificate(s) for tls:// URLs", config.backplane.tls_ca_file);
+  std::uint64_t id_replicas = static_cast<std::uint64_t>(config.backplane.registry.replicas);
+  options.number("--id-replicas",
+                 "copies of the id bucket in a NATS cluster, set by the node that creates it (default 1; 3 "
+                 "on a three-node NATS cluster survives the loss of one NATS node)",
+                 id_replicas, 1, 5);
   options.number("--port", "TCP port to listen on (default 42006; 0 = any free port)", port, 0, 65535);
   options.text("--bind", "ADDRESS",
                "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens the server "
@@ -143,6 +148,7 @@ int main(int argc, char** argv) {
   config.max_total_queue_bytes = static_cast<std::size_t>(max_total_queue_bytes);
   config.stall_limit = std::chrono::milliseconds(stall_limit_ms);
   config.login_timeout = std::chrono::milliseconds(login_timeout_ms);
+  config.backplane.registry.replicas = static_cast<int>(id_replicas);
 
   // [main-run]
   prepare_shutdown_signal();  // before any thread starts, so every thread inherits it

@@ -42,7 +42,8 @@ struct Node {
 class Server : public NatsTest {
  protected:
   /// Starts node `name` on `url` (default: this test's server) and waits until it is ready.
-  Node start_node(const std::string& name, const std::string& url = {}) {
+  Node start_node(const std::string& name, const std::string& url = {},
+                  const std::vector<std::string>& more = {}) {
     Node node;
     node.name = name;
     node.port = static_cast<std::uint16_t>(free_port());
@@ -56,8 +57,9 @@ class Server : public NatsTest {
                                                 "2",
                                                 "--nats-credentials",
                                                 credentials_.string()};
-    node.process =
-        std::make_unique<Process>(IOCP_CHAT_V3_SERVER, arguments, directory_.path() / (name + ".out"));
+    std::vector<std::string> all = arguments;
+    all.insert(all.end(), more.begin(), more.end());
+    node.process = std::make_unique<Process>(IOCP_CHAT_V3_SERVER, all, directory_.path() / (name + ".out"));
     EXPECT_TRUE(node.process->wait_for_output("node " + name + " ready", 15s)) << node.process->output();
     return node;
   }
@@ -264,6 +266,39 @@ TEST_F(Server, WithoutNatsLoginsAreAnsweredTryLaterAndLocalChatGoesOn) {
   server_->start();
   ASSERT_TRUE(eventually([&] { return bob.login("bob") == v2::LoginStatus::ok; }, 10s));
   EXPECT_EQ(alice.expect<v2::UserJoined>().user_id, "bob");
+}
+
+TEST_F(Server, NodesOnDifferentNatsServersOfAClusterShareTheRoomAndSurviveTheLossOfOne) {
+  NatsAuth auth;
+  auth.token = token_;
+  NatsCluster cluster(directory_.path(), auth);
+  cluster.start();
+  const std::vector<std::string> three = {"--id-replicas", "3"};
+  Node a = start_node("a", cluster.node(0).url(), three);
+  Node b = start_node("b", cluster.node(1).url(), three);
+  FrameClient alice(a.port);
+  ASSERT_EQ(alice.login("alice"), v2::LoginStatus::ok);
+  FrameClient bob(b.port);
+  ASSERT_EQ(bob.login("bob"), v2::LoginStatus::ok);
+  EXPECT_EQ(alice.expect<v2::UserJoined>().user_id, "bob");
+  bob.send(v2::ChatRequest{"across routes"});
+  EXPECT_EQ(next_chat(bob).message, "across routes");
+  EXPECT_EQ(next_chat(alice).message, "across routes");
+
+  // Node a's NATS server dies: a moves to another (one it learnt from the
+  // cluster), nobody is reported gone, and the bucket (3 replicas) still answers.
+  const auto killed = std::chrono::steady_clock::now();
+  cluster.node(0).kill();
+  ASSERT_TRUE(a.process->wait_for_output("NATS is back", 10s)) << a.process->output();
+  const auto moved = std::chrono::steady_clock::now() - killed;
+  alice.send(v2::ChatRequest{"after the move"});
+  EXPECT_EQ(next_chat(alice).message, "after the move");
+  EXPECT_EQ(next_chat(bob).message, "after the move");  // not USER_LEFT alice: a was not declared dead
+  FrameClient carol(a.port);
+  ASSERT_TRUE(eventually([&] { return carol.login("carol") == v2::LoginStatus::ok; }, 15s));
+  EXPECT_EQ(bob.expect<v2::UserJoined>().user_id, "carol");
+  std::printf("[ bounds  ] NATS node killed: v3 node reconnected after %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(moved).count()));
 }
 
 }  // namespace
