@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
                  "copies of the id bucket in a NATS cluster, set by the node that creates it (default 1; 3 "
                  "on a three-node NATS cluster survives the loss of one NATS node)",
                  id_replicas, 1, 5);
+  options.flag("--nats-only-listed",
+               "connect only to the --nats URLs, not to the other servers a NATS cluster announces (to "
+               "pin a node to some servers, as the cut-off test does)",
+               config.backplane.ignore_discovered_servers);
   options.number("--port", "TCP port to listen on (default 42006; 0 = any free port)", port, 0, 65535);
   options.text("--bind", "ADDRESS",
                "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens the server "

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -64,6 +65,19 @@ class Server : public NatsTest {
     return node;
   }
 };
+
+/// Reads `client`'s packets, skipping others, until one of type T for which
+/// `wanted` holds; false if none comes within `timeout`.
+template <typename T, typename Wanted>
+bool skip_to(FrameClient& client, Wanted wanted, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    const auto packet = client.next(100ms);
+    if (packet && std::holds_alternative<T>(*packet) && wanted(std::get<T>(*packet))) return true;
+    if (!packet && client.ended()) return false;
+  }
+  return false;
+}
 
 /// The next packet of `client`, which must be a CHAT_BROADCAST.
 v2::ChatBroadcast next_chat(FrameClient& client) { return client.expect<v2::ChatBroadcast>(); }
@@ -299,6 +313,50 @@ TEST_F(Server, NodesOnDifferentNatsServersOfAClusterShareTheRoomAndSurviveTheLos
   EXPECT_EQ(bob.expect<v2::UserJoined>().user_id, "carol");
   std::printf("[ bounds  ] NATS node killed: v3 node reconnected after %lld ms\n",
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(moved).count()));
+}
+
+TEST_F(Server, ANodeCutOffAndDeclaredDeadDropsTheClientWhoseIdWasTakenAndKeepsTheOthers) {
+  NatsAuth auth;
+  auth.token = token_;
+  NatsCluster cluster(directory_.path(), auth);
+  cluster.start();
+  // a can reach only NATS server 1, b only server 2: killing server 1 cuts a
+  // off while b and the bucket (two of three replicas) carry on.
+  const std::vector<std::string> pinned = {"--id-replicas", "3", "--nats-only-listed"};
+  Node a = start_node("a", cluster.node(0).url(), pinned);
+  Node b = start_node("b", cluster.node(1).url(), pinned);
+  FrameClient bob(b.port);
+  ASSERT_EQ(bob.login("bob"), v2::LoginStatus::ok);
+  FrameClient dora(a.port);
+  ASSERT_EQ(dora.login("dora"), v2::LoginStatus::ok);
+  FrameClient ed(a.port);
+  ASSERT_EQ(ed.login("ed"), v2::LoginStatus::ok);
+  EXPECT_EQ(bob.expect<v2::UserJoined>().user_id, "dora");
+  EXPECT_EQ(bob.expect<v2::UserJoined>().user_id, "ed");
+
+  cluster.node(0).kill();
+  std::vector<std::string> gone = {bob.expect<v2::UserLeft>().user_id, bob.expect<v2::UserLeft>().user_id};
+  std::sort(gone.begin(), gone.end());
+  EXPECT_EQ(gone, (std::vector<std::string>{"dora", "ed"}));
+  // b released a's ids: a client of b takes dora.
+  FrameClient new_dora(b.port);
+  ASSERT_TRUE(eventually([&] { return new_dora.login("dora") == v2::LoginStatus::ok; }, 20s));
+  ed.send(v2::ChatRequest{"anyone?"});  // a serves its clients locally meanwhile
+  EXPECT_EQ(next_chat(ed).message, "anyone?");
+
+  // a comes back: its dora is no longer its own (closed, USER_LEFT for her on
+  // a), its ed is (b takes a back: USER_JOINED ed again, and ed is heard).
+  cluster.node(0).start(false);
+  EXPECT_TRUE(dora.sees_close(30s)) << "a kept serving an id that b's client holds\n" << a.process->output();
+  // (ed may first hear b's members again, the new dora among them.)
+  EXPECT_TRUE(skip_to<v2::UserLeft>(
+      ed, [](const v2::UserLeft& left) { return left.user_id == "dora"; }, 30s));
+  ASSERT_TRUE(skip_to<v2::UserJoined>(
+      bob, [](const v2::UserJoined& joined) { return joined.user_id == "ed"; }, 30s));
+  ed.send(v2::ChatRequest{"back"});
+  const auto said_back = [](const v2::ChatBroadcast& line) { return line.message == "back"; };
+  EXPECT_TRUE(skip_to<v2::ChatBroadcast>(ed, said_back, 10s));
+  EXPECT_TRUE(skip_to<v2::ChatBroadcast>(bob, said_back, 10s));
 }
 
 }  // namespace
