@@ -17,8 +17,15 @@
 # between characters, never inside a Korean syllable.
 #
 # Usage: scripts/demo.sh        (Debian 12; as root, or a user with sudo)
+#        scripts/demo.sh cluster   ver.3: three nodes over NATS (scripts/demo-cluster.sh)
 # Exits 0 when the chat went as planned, non-zero with a message otherwise.
 set -euo pipefail
+case ${1:-} in
+  cluster) shift; exec bash "$(dirname "$0")/demo-cluster.sh" "$@" ;;
+  -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  "") ;;
+  *) echo "demo.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
