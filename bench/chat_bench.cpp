@@ -29,6 +29,10 @@
 //     confirms the subscription; clients 0..P-1 also PUB (echo on, so a
 //     publisher receives its own messages, as in ver.2).
 //
+// With several ports (--port 42001,42002,42003: the nodes of a ver.3
+// cluster) client i connects to the (i mod K)-th, so publisher p too; the
+// checks still cover every (publisher, receiver) pair across the nodes.
+//
 // With --idle-memory it only connects N clients, lets each join, and prints
 // how much the server's resident memory grew per idle connection.
 //
@@ -88,19 +92,19 @@ std::uint64_t now_ns() {
 
 /// The command-line options.
 struct Options {
-  std::string host = "127.0.0.1";  ///< Server address.
-  std::uint64_t port = 42006;      ///< Server port.
-  std::string protocol = "v2";     ///< "v1", "v2", "redis" or "nats".
-  std::uint64_t clients = 10;      ///< N: connected (and joined) clients, all receiving.
-  std::uint64_t publishers = 1;    ///< P: publishing clients (redis: P extra connections).
-  std::uint64_t window = 64;       ///< Messages in flight per publisher (window mode).
-  std::uint64_t rate = 0;          ///< Offered deliveries/s in total; 0 = window mode.
-  std::uint64_t warmup = 1;        ///< Seconds before measuring.
-  std::uint64_t duration = 5;      ///< Seconds measured.
-  std::uint64_t receivers = 1;     ///< Receiver threads (1 or 2).
-  std::uint64_t server_pid = 0;    ///< Server's process id for its CPU use / RSS; 0 = unknown.
-  std::string json;                ///< Also write the results here as JSON.
-  bool idle_memory = false;        ///< Measure the server's RSS per idle joined client instead.
+  std::string host = "127.0.0.1";              ///< Server address.
+  std::vector<std::uint16_t> ports = {42006};  ///< Server ports; client i connects to ports[i % K].
+  std::string protocol = "v2";                 ///< "v1", "v2", "redis" or "nats".
+  std::uint64_t clients = 10;                  ///< N: connected (and joined) clients, all receiving.
+  std::uint64_t publishers = 1;                ///< P: publishing clients (redis: P extra connections).
+  std::uint64_t window = 64;                   ///< Messages in flight per publisher (window mode).
+  std::uint64_t rate = 0;                      ///< Offered deliveries/s in total; 0 = window mode.
+  std::uint64_t warmup = 1;                    ///< Seconds before measuring.
+  std::uint64_t duration = 5;                  ///< Seconds measured.
+  std::uint64_t receivers = 1;                 ///< Receiver threads (1 or 2).
+  std::vector<std::uint64_t> server_pids;      ///< Server PIDs for CPU use / RSS, summed; empty = unknown.
+  std::string json;                            ///< Also write the results here as JSON.
+  bool idle_memory = false;                    ///< Measure the server's RSS per idle joined client instead.
 };
 
 /// Writes the 32-byte message text for (publisher, sequence, time).
@@ -917,6 +921,18 @@ double process_cpu_seconds(std::uint64_t pid) {
   return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
 }
 
+/// CPU seconds of several processes together; -1 if none given or one is unreadable.
+double processes_cpu_seconds(const std::vector<std::uint64_t>& pids) {
+  if (pids.empty()) return -1;
+  double total = 0;
+  for (const std::uint64_t pid : pids) {
+    const double seconds = process_cpu_seconds(pid);
+    if (seconds < 0) return -1;
+    total += seconds;
+  }
+  return total;
+}
+
 /// Resident memory (VmRSS) of a process in bytes from /proc/PID/status; 0 if unreadable.
 std::uint64_t process_rss_bytes(std::uint64_t pid) {
   std::ifstream file("/proc/" + std::to_string(pid) + "/status");
@@ -930,6 +946,33 @@ std::uint64_t process_rss_bytes(std::uint64_t pid) {
     return parse_decimal(digits, kib) ? std::uint64_t{kib} * 1024 : 0;
   }
   return 0;
+}
+
+/// Resident memory of several processes together; 0 if one is unreadable.
+std::uint64_t processes_rss_bytes(const std::vector<std::uint64_t>& pids) {
+  std::uint64_t total = 0;
+  for (const std::uint64_t pid : pids) {
+    const std::uint64_t bytes = process_rss_bytes(pid);
+    if (bytes == 0) return 0;
+    total += bytes;
+  }
+  return total;
+}
+
+/// Parses "A,B,C" into numbers in [minimum, maximum]; returns an error message, or "" when accepted.
+std::string parse_number_list(std::string_view text, std::uint64_t minimum, std::uint64_t maximum,
+                              std::vector<std::uint64_t>& numbers) {
+  numbers.clear();
+  while (true) {
+    const auto comma = text.find(',');
+    std::size_t value = 0;
+    if (!parse_decimal(text.substr(0, comma), value) || value < minimum || value > maximum)
+      return "'" + std::string(text.substr(0, comma)) + "' is not a number from " + std::to_string(minimum) +
+             " to " + std::to_string(maximum);
+    numbers.push_back(value);
+    if (comma == std::string_view::npos) return "";
+    text.remove_prefix(comma + 1);
+  }
 }
 
 /// Polls `done` every 10 ms until it is true or `timeout` passes.
@@ -972,10 +1015,11 @@ struct Fleet {
 /// Returns 0, or 2 after printing why not.
 int connect_and_join(const Options& options, const Wire& wire, Shared& shared, Fleet& fleet,
                      bool publishing) {
-  auto connect = [&](std::uint64_t index, bool receiving) -> Outbox* {
+  // Client i (and redis's publisher connection p) goes to port i (p) mod K.
+  auto connect = [&](std::uint64_t index, std::uint64_t port_index, bool receiving) -> Outbox* {
     Socket socket;
     try {
-      socket = connect_to(options.host, static_cast<std::uint16_t>(options.port));
+      socket = connect_to(options.host, options.ports[port_index % options.ports.size()]);
     } catch (const std::exception& error) {
       std::fprintf(stderr, "chat_bench: connection %llu cannot connect: %s\n",
                    static_cast<unsigned long long>(index), error.what());
@@ -989,11 +1033,11 @@ int connect_and_join(const Options& options, const Wire& wire, Shared& shared, F
     return outbox;
   };
   for (std::uint64_t i = 0; i < options.clients; ++i) {
-    fleet.receivers.push_back(connect(i, true));
+    fleet.receivers.push_back(connect(i, i, true));
     if (fleet.receivers.back() == nullptr) return 2;
   }
   for (std::uint64_t p = 0; publishing && p < options.publishers; ++p) {
-    fleet.publishers.push_back(wire.separate_publishers ? connect(options.clients + p, false)
+    fleet.publishers.push_back(wire.separate_publishers ? connect(options.clients + p, p, false)
                                                         : fleet.receivers[p]);
     if (fleet.publishers.back() == nullptr) return 2;
   }
@@ -1032,10 +1076,9 @@ int run_idle_memory(const Options& options) {
   NetworkSession network;
   const Wire wire = make_wire(options.protocol);
   Shared shared(options, 1);
-  const std::uint64_t before = process_rss_bytes(options.server_pid);
+  const std::uint64_t before = processes_rss_bytes(options.server_pids);
   if (before == 0) {
-    std::fprintf(stderr, "chat_bench: cannot read VmRSS of --server-pid %llu\n",
-                 static_cast<unsigned long long>(options.server_pid));
+    std::fprintf(stderr, "chat_bench: cannot read VmRSS of every --server-pid\n");
     return 2;
   }
   const std::uint64_t start = now_ns();
@@ -1049,7 +1092,7 @@ int run_idle_memory(const Options& options) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (shared.progress.load() != seen) seen = shared.progress.load(), last_change = Clock::now();
   }
-  const std::uint64_t after = process_rss_bytes(options.server_pid);
+  const std::uint64_t after = processes_rss_bytes(options.server_pids);
   const double seconds = static_cast<double>(now_ns() - start) / 1e9;
   const double per_client =
       (static_cast<double>(after) - static_cast<double>(before)) / static_cast<double>(options.clients);
@@ -1086,7 +1129,8 @@ int run(const Options& options) {
   // 2. Prove every client receives: publisher 0 sends probes until all N saw one
   // (ver.1 has no join, so a probe may beat a connection's registration).
   bool all_probed = false;
-  for (std::uint64_t attempt = 0; attempt < 50 && !all_probed; ++attempt) {
+  std::uint64_t probes = 0;  // probe messages sent (counted in the JSON's "sent")
+  for (std::uint64_t attempt = 0; attempt < 50 && !all_probed; ++attempt, ++probes) {
     std::string probe = wire.publish_prefix + std::string(kMessageBytes, ' ') + wire.publish_suffix;
     format_message(probe.data() + wire.publish_prefix.size(), kProbePublisher, attempt, now_ns());
     if (!fleet.publishers[0]->send_all(as_bytes(probe), std::chrono::seconds(5))) break;
@@ -1122,7 +1166,7 @@ int run(const Options& options) {
   if (options.warmup == 0) {  // the measured window starts now: so does the CPU count
     measuring = true;
     cpu_start = own_cpu_seconds();
-    server_cpu_start = process_cpu_seconds(options.server_pid);
+    server_cpu_start = processes_cpu_seconds(options.server_pids);
   }
   for (std::uint64_t second = 1; second <= options.warmup + options.duration; ++second) {
     std::this_thread::sleep_until(
@@ -1130,7 +1174,7 @@ int run(const Options& options) {
     if (!measuring && now_ns() >= measure_start) {
       measuring = true;
       cpu_start = own_cpu_seconds();
-      server_cpu_start = process_cpu_seconds(options.server_pid);
+      server_cpu_start = processes_cpu_seconds(options.server_pids);
     }
     const std::uint64_t deliveries = shared.deliveries.load();
     std::fprintf(stderr, "\r[%3llus %s] delivered/s %10llu  failures %llu   ",
@@ -1142,7 +1186,7 @@ int run(const Options& options) {
   std::fprintf(stderr, "\n");
   const double wall = static_cast<double>(now_ns() - measure_start) / 1e9;
   const double cpu = own_cpu_seconds() - cpu_start;
-  const double server_cpu_end = process_cpu_seconds(options.server_pid);
+  const double server_cpu_end = processes_cpu_seconds(options.server_pids);
   shared.publishing = false;
   shared.progress.fetch_add(1);
   shared.progress.notify_all();
@@ -1178,12 +1222,14 @@ int run(const Options& options) {
   const double server_cpu =
       server_cpu_start < 0 || server_cpu_end < 0 ? -1 : 100.0 * (server_cpu_end - server_cpu_start) / wall;
   auto us = [](std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
-  std::printf(
-      "chat_bench %s clients=%llu publishers=%llu %s warmup=%llus duration=%llus\n", options.protocol.c_str(),
-      static_cast<unsigned long long>(options.clients), static_cast<unsigned long long>(options.publishers),
-      options.rate != 0 ? ("rate=" + std::to_string(options.rate) + "/s").c_str()
-                        : ("window=" + std::to_string(options.window)).c_str(),
-      static_cast<unsigned long long>(options.warmup), static_cast<unsigned long long>(options.duration));
+  std::printf("chat_bench %s clients=%llu publishers=%llu %s warmup=%llus duration=%llus%s\n",
+              options.protocol.c_str(), static_cast<unsigned long long>(options.clients),
+              static_cast<unsigned long long>(options.publishers),
+              options.rate != 0 ? ("rate=" + std::to_string(options.rate) + "/s").c_str()
+                                : ("window=" + std::to_string(options.window)).c_str(),
+              static_cast<unsigned long long>(options.warmup),
+              static_cast<unsigned long long>(options.duration),
+              options.ports.size() > 1 ? (" ports=" + std::to_string(options.ports.size())).c_str() : "");
   std::printf("%12s %12s %8s %9s %9s %9s %9s %9s %8s %9s %8s %8s %8s\n", "published/s", "delivered/s", "MB/s",
               "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "lost", "reordered", "dup", "bench %",
               "server %");
@@ -1195,25 +1241,26 @@ int run(const Options& options) {
               bench_cpu, server_cpu < 0 ? "-" : std::to_string(static_cast<int>(server_cpu + 0.5)).c_str());
   if (!options.json.empty()) {
     std::ofstream json(options.json);
-    char text[1024];
+    char text[2048];
     std::snprintf(
         text, sizeof text,
-        "{\"protocol\": \"%s\", \"clients\": %llu, \"publishers\": %llu, \"window\": %llu, \"rate\": %llu,\n"
+        "{\"protocol\": \"%s\", \"clients\": %llu, \"ports\": %zu, \"publishers\": %llu, "
+        "\"window\": %llu, \"rate\": %llu,\n"
         " \"warmup_s\": %llu, \"duration_s\": %llu, \"published_per_s\": %.1f, \"delivered_per_s\": %.1f,\n"
-        " \"delivered\": %llu, \"delivery_bytes\": %zu, \"mb_per_s\": %.3f, \"latency_us\": {\"p50\": %.1f,"
-        " \"p90\": %.1f, \"p99\": %.1f, \"p99_9\": %.1f, \"max\": %.1f},\n \"lost\": %llu, \"reordered\": "
-        "%llu,"
-        " \"duplicated\": %llu, \"failures\": %llu, \"bench_cpu_percent\": %.1f, \"server_cpu_percent\": "
-        "%.1f}\n",
-        options.protocol.c_str(), static_cast<unsigned long long>(options.clients),
+        " \"delivered\": %llu, \"sent\": %llu, \"delivery_bytes\": %zu, \"mb_per_s\": %.3f,\n"
+        " \"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"p99_9\": %.1f, \"max\": %.1f},\n"
+        " \"lost\": %llu, \"reordered\": %llu, \"duplicated\": %llu, \"failures\": %llu,\n"
+        " \"bench_cpu_percent\": %.1f, \"server_cpu_percent\": %.1f}\n",
+        options.protocol.c_str(), static_cast<unsigned long long>(options.clients), options.ports.size(),
         static_cast<unsigned long long>(options.publishers), static_cast<unsigned long long>(options.window),
         static_cast<unsigned long long>(options.rate), static_cast<unsigned long long>(options.warmup),
         static_cast<unsigned long long>(options.duration), published_per_s, delivered_per_s,
-        static_cast<unsigned long long>(delivered), wire.delivery_bytes, megabytes_per_s,
-        us(latency.percentile(0.50)), us(latency.percentile(0.90)), us(latency.percentile(0.99)),
-        us(latency.percentile(0.999)), us(latency.max()), static_cast<unsigned long long>(lost),
-        static_cast<unsigned long long>(reordered), static_cast<unsigned long long>(duplicated),
-        static_cast<unsigned long long>(shared.failures.load()), bench_cpu, server_cpu);
+        static_cast<unsigned long long>(delivered), static_cast<unsigned long long>(sent_total + probes),
+        wire.delivery_bytes, megabytes_per_s, us(latency.percentile(0.50)), us(latency.percentile(0.90)),
+        us(latency.percentile(0.99)), us(latency.percentile(0.999)), us(latency.max()),
+        static_cast<unsigned long long>(lost), static_cast<unsigned long long>(reordered),
+        static_cast<unsigned long long>(duplicated), static_cast<unsigned long long>(shared.failures.load()),
+        bench_cpu, server_cpu);
     json << text;
   }
   if (lost + reordered + duplicated + shared.failures.load() != 0) {
@@ -1244,10 +1291,22 @@ int main(int argc, char** argv) {
       "Example: chat_bench --port 42006 --protocol v2 --clients 100 --duration 10 --server-pid $(pidof "
       "v2_server)\n"
       "         chat_bench --port 6379 --protocol redis --clients 100 --rate 50000\n"
+      "         chat_bench --port 42001,42002,42003 --protocol v2 --clients 300 --rate 20000   (3 v3_server "
+      "nodes)\n"
       "         chat_bench --port 4222 --protocol nats --clients 10000 --idle-memory --server-pid "
       "$(pidof nats-server)");
   command_line.text("--host", "ADDRESS", "server address (default 127.0.0.1)", options.host);
-  command_line.number("--port", "server port (default 42006)", options.port, 1, 65535);
+  command_line.custom("--port", "PORT[,PORT...]",
+                      "server port (default 42006); several ports (a ver.3 cluster's nodes): client i "
+                      "connects to the (i mod K)-th of the K ports, so do publishers",
+                      [&options](std::string_view value) -> std::string {
+                        std::vector<std::uint64_t> ports;
+                        if (auto error = iocp_chat::bench::parse_number_list(value, 1, 65535, ports);
+                            !error.empty())
+                          return "--port: " + error;
+                        options.ports.assign(ports.begin(), ports.end());
+                        return "";
+                      });
   command_line.custom(
       "--protocol", "v1|v2|redis|nats",
       "v1: raw 32-byte records (P = 1 only); v2: log in, CHAT_REQUEST/CHAT_BROADCAST (default); "
@@ -1272,11 +1331,17 @@ int main(int argc, char** argv) {
   command_line.number("--warmup", "seconds of warm-up, not measured (default 1)", options.warmup, 0, 3600);
   command_line.number("--duration", "seconds measured (default 5)", options.duration, 1, 3600);
   command_line.number("--receivers", "receiver threads, 1 or 2 (default 1)", options.receivers, 1, 2);
-  command_line.number(
-      "--server-pid",
-      "PID of the server, to report its CPU use (and, with --idle-memory, its RSS) from /proc "
-      "(default: not reported)",
-      options.server_pid, 0, 1u << 30);
+  command_line.custom(
+      "--server-pid", "PID[,PID...]",
+      "PID of the server, to report its CPU use (and, with --idle-memory, its RSS) from "
+      "/proc; several are summed (a cluster's nodes and nats-server) (default: not reported)",
+      [&options](std::string_view value) -> std::string {
+        if (auto error = iocp_chat::bench::parse_number_list(value, 0, 1u << 30, options.server_pids);
+            !error.empty())
+          return "--server-pid: " + error;
+        std::erase(options.server_pids, 0);  // 0 = unknown, as before
+        return "";
+      });
   command_line.flag("--idle-memory",
                     "only connect N clients, let each join (log in / subscribe) and print the server's RSS "
                     "growth per idle connection (needs --server-pid)",
@@ -1295,7 +1360,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.idle_memory) {
-    if (options.server_pid == 0) {
+    if (options.server_pids.empty()) {
       std::fprintf(stderr, "chat_bench: --idle-memory needs --server-pid\n");
       return 2;
     }
