@@ -104,7 +104,6 @@ class ChatRoom {
   Effects on_leave(const Client& from) {
     Effects effects;
     const CriticalSectionLock lock(lock_);
-    answered_.erase(from);
     const auto found = sessions_.find(from);
     if (found == sessions_.end()) return effects;
     const std::string id = found->second;
@@ -123,20 +122,6 @@ class ChatRoom {
     const auto found = sessions_.find(client);
     if (found == sessions_.end()) return std::nullopt;
     return found->second;
-  }
-
-  /// How far a client got with logging in, for the server's login timeout.
-  struct LoginProgress {
-    bool logged_in = false;    ///< It holds an id.
-    std::size_t answered = 0;  ///< LOGIN_REQUESTs answered so far (while not logged in).
-  };
-
-  /// The login progress of `client`.
-  LoginProgress login_progress(const Client& client) {
-    const CriticalSectionLock lock(lock_);
-    if (sessions_.contains(client)) return {true, 0};
-    const auto found = answered_.find(client);
-    return {false, found == answered_.end() ? 0 : found->second};
   }
 
   /// The logged-in clients now (the snapshot), for frames that come from
@@ -178,11 +163,7 @@ class ChatRoom {
       status = LoginStatus::id_taken;
     }
     const bool still_here = reply(encode_shared(LoginResponse{status, id}));
-    if (status != LoginStatus::ok || !still_here) {
-      if (status != LoginStatus::already_logged_in) ++answered_[from];  // restarts its login timer
-      return effects;
-    }
-    answered_.erase(from);
+    if (status != LoginStatus::ok || !still_here) return effects;
 
     sessions_.emplace(from, id);
     holder_of_.emplace(id, from);
@@ -229,9 +210,7 @@ class ChatRoom {
   CriticalSection lock_;  ///< Guards the registry (the server's other critical section).
   std::map<Client, std::string> sessions_ GUARDED_BY(lock_);  ///< Logged-in client → its id.
   std::map<std::string, Client> holder_of_
-      GUARDED_BY(lock_);  ///< Id → the client holding it (ids are unique, byte-exact).
-  std::map<Client, std::size_t> answered_
-      GUARDED_BY(lock_);  ///< Not logged in yet → LOGIN_REQUESTs answered (for the login timeout).
+      GUARDED_BY(lock_);               ///< Id → the client holding it (ids are unique, byte-exact).
   Members members_ GUARDED_BY(lock_);  ///< Snapshot of the logged-in clients.
 };
 

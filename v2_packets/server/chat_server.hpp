@@ -1,17 +1,11 @@
 // chat_server.hpp — ver.2's chat server: ver.1's server core plus packets and
-// sessions. Each client's bytes go through a FrameAssembler; each frame goes
-// to the ChatRoom (the session rules); the frames the room answers with are
-// queued exactly as ver.1 queued raw chunks.
-//
-// What ver.2 adds to the shared ServerCore (common/include/iocp_chat/
-// server_core.hpp, which ver.1 uses as it is):
-//   * a FrameAssembler per connection, so TCP can no longer merge or split
-//     messages;
+// sessions. What ver.2 adds to the shared ServerCore
+// (common/include/iocp_chat/server_core.hpp, which ver.1 uses as it is):
+//   * a FrameAssembler per connection: TCP can no longer merge or split messages;
 //   * a ChatRoom: logins, unique ids, USER_JOINED / USER_LEFT, CHAT_BROADCAST
 //     to logged-in clients only, ERROR then close on bad input;
-//   * SLOW_CONSUMER and SERVER_FULL are told to the client (best effort)
-//     before it is closed — but it leaves the room at once: the others hear
-//     USER_LEFT, and its id is free, the moment the server drops it;
+//   * SLOW_CONSUMER and SERVER_FULL told before a drop, while the client
+//     leaves the room at once (the others hear USER_LEFT, its id is free);
 //   * a login timeout, checked by the core's sweep.
 #pragma once
 
@@ -29,12 +23,10 @@ namespace iocp_chat::v2 {
 // [config]
 /// Everything the command line can change: the shared server's options plus the login timeout.
 struct ServerConfig : ServerCoreConfig {
-  /// A connection that is not logged in this long after it connected, or after
-  /// the last LOGIN_REQUEST the server answered, is closed (no ERROR: the
-  /// protocol has no code for it); 0 = never. 30 s by default: long enough
-  /// for a person in the WinAPI client's login dialog to retype an id after
-  /// ID_TAKEN (the dialog keeps its connection open meanwhile), short enough
-  /// that idle connections cannot pile up and hold descriptors for ever.
+  /// A connection not logged in this long after it connected, or after the
+  /// last LOGIN_REQUEST answered, is closed (no ERROR has a code for it); 0 =
+  /// never. 30 s: time to retype an id after ID_TAKEN in the WinAPI client's
+  /// login dialog, too short for idle connections to hold descriptors for ever.
   std::chrono::milliseconds login_timeout{30000};
 };
 // [config]
@@ -45,11 +37,10 @@ struct Session : Connection {
   using Connection::Connection;
 
   FrameAssembler assembler;  ///< Turns the byte stream into frames; used only by the receive's handler.
-  /// When the login timer last started: at the accept, and again after each
+  /// When the login timer last started: at the accept, and again at each
   /// answered LOGIN_REQUEST (checked by the sweep, only until logged in).
   std::chrono::steady_clock::time_point login_timer GUARDED_BY(lock) = std::chrono::steady_clock::now();
-  std::size_t logins_answered GUARDED_BY(lock) = 0;  ///< LOGIN_REQUESTs answered when the sweep last looked.
-  bool logged_in GUARDED_BY(lock) = false;           ///< Seen logged in by the sweep: no timer any more.
+  bool logged_in GUARDED_BY(lock) = false;  ///< Logged in: no timer any more.
 };
 // [connection]
 
@@ -67,13 +58,17 @@ class ChatServer : public ServerCore {
 
  private:
   using Room = ChatRoom<std::shared_ptr<Connection>>;  ///< Clients are known by their connection.
+  struct Answers;  ///< What one receive's frames produced, delivered in order (chat_server.cpp).
 
   std::shared_ptr<Connection> make_connection(Socket socket, OutboundTotal& total) override;
   std::shared_ptr<Connection> on_bytes(Connection& from, std::span<const std::byte> bytes) override;
   SharedBuffer farewell(Farewell why) override;
   void on_depart(Connection& connection) override;
   void on_sweep(Connection& connection, std::chrono::steady_clock::time_point now) override;
+  void deliver_run(Answers& answers);
+  void answer(Session& session, const Room::Effects& effects, Answers& answers);
   std::shared_ptr<Connection> apply(Connection& sender, const Room::Effects& effects);
+  void login_answered(Session& session);
 
   Room room_;                                      ///< Sessions: logins, ids, who hears what.
   const std::chrono::milliseconds login_timeout_;  ///< ServerConfig::login_timeout.

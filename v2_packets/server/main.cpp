@@ -1,6 +1,6 @@
 // main.cpp — v2_server: the ver.2 chat server (login ids, message packets).
 //
-// IOCP idea (as in ver.1): the main thread only sets up and tears down. It starts the
+// IOCP idea: the main thread only sets up and tears down. It starts the
 // server (port, listener, pre-posted accepts, worker threads), then waits for
 // Ctrl+C / SIGTERM and runs the ordered shutdown; all I/O happens on the
 // worker threads.
@@ -26,8 +26,7 @@ int main(int argc, char** argv) {
   std::uint64_t stall_limit_ms = static_cast<std::uint64_t>(config.stall_limit.count());
   std::uint64_t login_timeout_ms = static_cast<std::uint64_t>(config.login_timeout.count());
 
-  CommandLine options("v2_server",
-                      "ver.2 chat server: clients log in with an id and exchange message packets",
+  CommandLine options("v2_server", "ver.2 chat server: clients log in with an id and exchange packets",
                       "Example: v2_server --port 42006\n"
                       "Then connect clients with: v2_client --port 42006 --id alice\n"
                       "Stop with Ctrl+C (or SIGTERM): clients are closed, workers joined, exit 0.");
@@ -46,15 +45,14 @@ int main(int argc, char** argv) {
   options.number("--threads", "worker threads (default 0 = 2 x hardware threads)", threads, 0, 1024);
   options.number("--max-clients", "clients at once; the next one gets ERROR SERVER_FULL (default 10000)",
                  max_clients, 1, 1000000);
-  options.number(
-      "--max-queue-bytes",
-      "bytes waiting for one client before it gets ERROR SLOW_CONSUMER and is dropped (default 8 MiB)",
-      max_queue_bytes, 1024, std::uint64_t{1} << 32);
-  options.number(
-      "--login-timeout",
-      "milliseconds a connection may stay without logging in, counted from its connect and again "
-      "from each answered login; then it is closed (default 30000: time to retype an id; 0 = never)",
-      login_timeout_ms, 0, 86400000);
+  options.number("--max-queue-bytes",
+                 "bytes waiting for one client before ERROR SLOW_CONSUMER and a drop (default 8 MiB)",
+                 max_queue_bytes, 1024, std::uint64_t{1} << 32);
+  options.number("--login-timeout",
+                 "milliseconds a connection may stay without logging in, counted from its connect "
+                 "and again from each answered login; then it is closed (default 30000: time to "
+                 "retype an id; 0 = never)",
+                 login_timeout_ms, 0, 86400000);
   options.number("--max-total-queue-bytes",
                  "bytes waiting for all clients together; past it the largest queues are dropped first "
                  "(default: a quarter of this machine's memory, 64 MiB to 1 GiB)",

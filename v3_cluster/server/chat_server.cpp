@@ -3,9 +3,9 @@
 //
 // Read it in this order: on_bytes and handle_frames (frames to the room, the
 // room's answers to the queues, a chat published, a login claimed), the
-// claim's answer (on_claimed), apply, then what happens when a client goes
-// (on_depart: USER_LEFT at once, here and on the other nodes), the login
-// timeout (on_sweep), and last the events from the other nodes: queued by
+// claim's answer (on_claimed), answer and apply, then what happens when a
+// client goes (on_depart: USER_LEFT at once, here and on the other nodes),
+// the login timeout (login_answered, on_sweep), and last the events from the other nodes: queued by
 // the backplane's threads, run by a worker (queue_event, on_posted).
 //
 // Lines such as `// [name]` mark the listings the tutorial shows.
@@ -39,28 +39,34 @@ std::optional<ChatBroadcast> chat_of(const Room::Effects& effects) {
   return std::get<ChatBroadcast>(*decoded.packet);
 }
 
-// [broadcast-run]
-/// Consecutive CHAT_BROADCASTs of one receive that go to the same members,
-/// copied back to back: each recipient's lock is taken once for all of them
-/// instead of once per message.
-struct BroadcastRun {
-  Room::Members to;               ///< The members every frame of the run goes to.
-  std::vector<std::byte> frames;  ///< The encoded frames, in order.
-};
-
-/// Appends a lone broadcast to `run` if it goes to the run's members; false
-/// if it cannot join (the caller delivers the run, then these effects).
-bool join_run(BroadcastRun& run, const Room::Effects& effects) {
-  if (effects.deliveries.size() != 1 || effects.close_sender || !effects.log.empty()) return false;
-  const Room::Delivery& delivery = effects.deliveries.front();
-  if (delivery.except || (!run.frames.empty() && run.to != delivery.to)) return false;
-  run.to = delivery.to;
-  run.frames.insert(run.frames.end(), delivery.frame->begin(), delivery.frame->end());
-  return true;
-}
-// [broadcast-run]
-
 }  // namespace
+
+// [broadcast-run]
+/// What the frames of one receive produced, delivered in the order they
+/// came. Consecutive CHAT_BROADCASTs to the same members are gathered into a
+/// run, copied back to back: each recipient's lock is taken once for all of
+/// them instead of once per message.
+struct ChatServer::Answers {
+  Room::Members run_to;                   ///< The members every frame of the run goes to.
+  std::vector<std::byte> run;             ///< The run's encoded frames, in order.
+  std::shared_ptr<Connection> congested;  ///< The first recipient whose queue became congested.
+
+  /// Appends a lone broadcast to the run if it goes to the run's members;
+  /// false if it cannot join (the caller delivers the run, then these effects).
+  bool join(const Room::Effects& effects) {
+    if (effects.deliveries.size() != 1 || effects.close_sender || !effects.log.empty()) return false;
+    const Room::Delivery& delivery = effects.deliveries.front();
+    if (delivery.except || (!run.empty() && run_to != delivery.to)) return false;
+    run_to = delivery.to;
+    run.insert(run.end(), delivery.frame->begin(), delivery.frame->end());
+    return true;
+  }
+  /// Keeps the first congested recipient: the core holds the sender back for it.
+  void note(std::shared_ptr<Connection> full) {
+    if (!congested) congested = std::move(full);
+  }
+};
+// [broadcast-run]
 
 void ChatServer::start() {
   ServerCore::start();
@@ -106,46 +112,52 @@ std::shared_ptr<Connection> ChatServer::on_bytes(Connection& from, std::span<con
 
 // The frames waiting in a session's assembler, with its frames_lock held.
 std::shared_ptr<Connection> ChatServer::handle_frames(Session& session) {
-  Connection& from = session;
-  const auto self = from.shared_from_this();
+  const auto self = session.shared_from_this();
   // The room queues a LOGIN_RESPONSE itself, under its lock: append only.
-  const auto reply = [this, &from](const SharedBuffer& response) { return append_only(from, *response); };
-  std::shared_ptr<Connection> congested;
-  BroadcastRun run;
-  const auto deliver_run = [this, &run, &congested] {
-    if (run.frames.empty()) return;
-    for (const auto& recipient : *run.to) {
-      if (deliver(*recipient, run.frames) && !congested) congested = recipient;
-    }
-    run.frames.clear();
+  const auto reply = [this, &session](const SharedBuffer& response) {
+    return append_only(session, *response);
   };
-  while (is_open(from) && !session.claiming) {  // while claiming, frames wait
+  Answers answers;
+  while (is_open(session) && !session.claiming) {  // while claiming, frames wait
     std::span<const std::byte> frame;
     ErrorCode error = ErrorCode::malformed_frame;
     const FrameAssembler::Status status = session.assembler.next(frame, error);
     if (status == FrameAssembler::Status::need_more) break;
-    const bool chat = status == FrameAssembler::Status::frame &&
-                      frame_type(frame) == static_cast<std::uint16_t>(PacketType::chat_request);
-    // Anything else may answer the sender at once (a login's reply), so
-    // the run goes out first: the sender hears everything in order.
-    if (!chat) deliver_run();
-    // A login the room would accept is claimed across the cluster first.
-    if (status == FrameAssembler::Status::frame && start_claim(session, frame)) break;
-    const auto effects = status == FrameAssembler::Status::frame ? room_.on_frame(self, frame, reply)
-                                                                 : room_.on_bad_stream(self, error);
-    if (chat) {
+    if (status == FrameAssembler::Status::error) {
+      answer(session, room_.on_bad_stream(self, error), answers);
+    } else if (frame_type(frame) == static_cast<std::uint16_t>(PacketType::chat_request)) {
+      const auto effects = room_.on_frame(self, frame, reply);
       // One NATS message per line, whatever the number of receivers.
       if (const auto line = chat_of(effects)) backplane_.publish_chat(line->user_id, line->message);
+      if (!answers.join(effects)) answer(session, effects, answers);
+    } else {
+      deliver_run(answers);  // the room may answer the sender at once: its chat so far goes first
+      if (start_claim(session, frame)) break;  // a login the room would accept: claimed cluster-wide first
+      answer(session, room_.on_frame(self, frame, reply), answers);
+      if (frame_type(frame) == static_cast<std::uint16_t>(PacketType::login_request)) login_answered(session);
     }
-    if (chat && join_run(run, effects)) continue;
-    deliver_run();
-    if (auto full = apply(from, effects); full && !congested) congested = std::move(full);
-    if (effects.close_sender) leave(from, effects.log, nullptr);  // after its ERROR
   }
-  deliver_run();
-  return congested;
+  deliver_run(answers);
+  return answers.congested;
 }
 // [handle-frames]
+
+// Delivers the run gathered so far, each recipient's lock taken once.
+void ChatServer::deliver_run(Answers& answers) {
+  if (answers.run.empty()) return;
+  for (const auto& recipient : *answers.run_to) {
+    if (deliver(*recipient, answers.run)) answers.note(recipient);
+  }
+  answers.run.clear();
+}
+
+// Effects that did not join the run, after the run; a refusal ends with
+// `leave`: the client hears its ERROR, then goes.
+void ChatServer::answer(Session& session, const Room::Effects& effects, Answers& answers) {
+  deliver_run(answers);
+  answers.note(apply(session, effects));
+  if (effects.close_sender) leave(session, effects.log, nullptr);  // after its ERROR
+}
 
 // [claim]
 // A LOGIN_REQUEST with a valid id from a client not logged in yet: the id is
@@ -190,9 +202,8 @@ void ChatServer::on_claimed(Session& session, const std::vector<std::byte>& fram
       log_line("client " + session.name + ": login '" + id + "' answered TRY_LATER: " + result.error);
     deliver(session,
             *encode_shared(LoginResponse{taken ? LoginStatus::id_taken : LoginStatus::try_later, id}));
-    const CriticalSectionLock lock(session.lock);
-    session.login_timer = std::chrono::steady_clock::now();  // an answered login restarts the timer
   }
+  login_answered(session);
   if (is_open(session)) handle_frames(session);
 }
 // [claim]
@@ -228,43 +239,43 @@ void ChatServer::on_depart(Connection& connection) {
 }
 // [depart]
 
+// The room answered a LOGIN_REQUEST (or the cluster refused its id):
+// logged in, the client has no login timer any more; refused, its timer
+// starts again (time to retype an id).
+void ChatServer::login_answered(Session& session) {
+  const bool logged_in = room_.id_of(session.shared_from_this()).has_value();  // the room's lock first
+  const CriticalSectionLock lock(session.lock);
+  session.logged_in = logged_in;
+  session.login_timer = std::chrono::steady_clock::now();
+}
+
 // [login-timeout]
 // The login timeout: a connection that has not logged in within
 // login_timeout of its accept, or of the last LOGIN_REQUEST the room
 // answered, is closed without an ERROR (docs/protocol.md has no code for
-// it). The room knows who is logged in and how many logins it answered; the
-// sweep notices a new answer at most one sweep late, which only lengthens
-// the time allowed. Bytes the server has not read yet also restart the timer.
+// it). One question to its socket first: bytes the server has not read yet
+// mean the server is behind, not the client (seen with 10,000 clients
+// logging in at once on the epoll backend). A login being claimed is being
+// answered: no timeout meanwhile.
 void ChatServer::on_sweep(Connection& connection, std::chrono::steady_clock::time_point now) {
-  if (login_timeout_.count() == 0) return;
   auto& session = static_cast<Session&>(connection);
   {
     const CriticalSectionLock lock(session.lock);
-    if (session.logged_in || session.phase != Phase::open) return;
+    if (login_timeout_.count() == 0 || session.logged_in || session.phase != Phase::open) return;
   }
   {
     const std::lock_guard frames(session.frames_lock);
-    if (session.claiming) return;  // its login is being answered
+    if (session.claiming) return;
   }
-  const auto progress = room_.login_progress(connection.shared_from_this());
-  bool overdue = false;
   {
     const CriticalSectionLock lock(session.lock);
-    if (session.phase != Phase::open) return;
-    if (progress.logged_in) {
-      session.logged_in = true;
-    } else if (progress.answered != session.logins_answered) {
-      session.logins_answered = progress.answered;
+    if (session.phase != Phase::open || now - session.login_timer < login_timeout_) return;
+    if (unread_bytes(session.socket) > 0) {
       session.login_timer = now;
-    } else if (unread_bytes(session.socket) > 0) {
-      // Its bytes wait in the socket: the server is behind, not the client
-      // (seen with 10,000 clients logging in at once on the epoll backend).
-      session.login_timer = now;
-    } else {
-      overdue = now - session.login_timer >= login_timeout_;
+      return;
     }
   }
-  if (overdue) close_if_open(connection, "login timeout");  // no frame is owed to it
+  close_if_open(connection, "login timeout");  // no frame is owed to it
 }
 // [login-timeout]
 

@@ -42,12 +42,10 @@ using namespace iocp_chat::v2;
 // [config]
 /// Everything the command line can change: the shared server's options, the login timeout, the backplane.
 struct ServerConfig : ServerCoreConfig {
-  /// A connection that is not logged in this long after it connected, or after
-  /// the last LOGIN_REQUEST the server answered, is closed (no ERROR: the
-  /// protocol has no code for it); 0 = never. 30 s by default: long enough
-  /// for a person in the WinAPI client's login dialog to retype an id after
-  /// ID_TAKEN (the dialog keeps its connection open meanwhile), short enough
-  /// that idle connections cannot pile up and hold descriptors for ever.
+  /// A connection not logged in this long after it connected, or after the
+  /// last LOGIN_REQUEST answered, is closed (no ERROR has a code for it); 0 =
+  /// never. 30 s: time to retype an id after ID_TAKEN in the WinAPI client's
+  /// login dialog, too short for idle connections to hold descriptors for ever.
   std::chrono::milliseconds login_timeout{30000};
   BackplaneSettings backplane;  ///< NATS URLs, this node's name, the room, where the credentials are.
 };
@@ -63,11 +61,10 @@ struct Session : Connection {
   std::mutex frames_lock;
   FrameAssembler assembler;  ///< Turns the byte stream into frames.
   bool claiming = false;     ///< A login's id is being claimed: later frames wait in the assembler.
-  /// When the login timer last started: at the accept, and again after each
+  /// When the login timer last started: at the accept, and again at each
   /// answered LOGIN_REQUEST (checked by the sweep, only until logged in).
   std::chrono::steady_clock::time_point login_timer GUARDED_BY(lock) = std::chrono::steady_clock::now();
-  std::size_t logins_answered GUARDED_BY(lock) = 0;  ///< LOGIN_REQUESTs answered when the sweep last looked.
-  bool logged_in GUARDED_BY(lock) = false;           ///< Seen logged in by the sweep: no timer any more.
+  bool logged_in GUARDED_BY(lock) = false;  ///< Logged in: no timer any more.
 };
 // [connection]
 
@@ -92,6 +89,7 @@ class ChatServer : public ServerCore, private BackplaneListener {
 
  private:
   using Room = ChatRoom<std::shared_ptr<Connection>>;  ///< Clients are known by their connection.
+  struct Answers;  ///< What one receive's frames produced, delivered in order (chat_server.cpp).
 
   std::shared_ptr<Connection> make_connection(Socket socket, OutboundTotal& total) override;
   std::shared_ptr<Connection> on_bytes(Connection& from, std::span<const std::byte> bytes) override;
@@ -101,7 +99,10 @@ class ChatServer : public ServerCore, private BackplaneListener {
   SharedBuffer farewell(Farewell why) override;
   void on_depart(Connection& connection) override;
   void on_sweep(Connection& connection, std::chrono::steady_clock::time_point now) override;
+  void deliver_run(Answers& answers);
+  void answer(Session& session, const Room::Effects& effects, Answers& answers);
   std::shared_ptr<Connection> apply(Connection& sender, const Room::Effects& effects);
+  void login_answered(Session& session);
 
   // The backplane's callbacks (NATS's threads): each only queues an event.
   void on_chat(const RemoteChat& chat) override;

@@ -1,7 +1,7 @@
 // main.cpp — v3_server: one node of a ver.3 cluster (ver.2's chat server whose
 // room is shared with the other nodes over NATS).
 //
-// IOCP idea (as in ver.1): the main thread only sets up and tears down. It starts the
+// IOCP idea: the main thread only sets up and tears down. It starts the
 // server (port, listener, pre-posted accepts, worker threads), joins the
 // room over NATS, then waits for Ctrl+C / SIGTERM and runs the ordered
 // shutdown (leave the room, then close); all I/O happens on the worker
@@ -116,15 +116,14 @@ int main(int argc, char** argv) {
   options.number("--threads", "worker threads (default 0 = 2 x hardware threads)", threads, 0, 1024);
   options.number("--max-clients", "clients at once; the next one gets ERROR SERVER_FULL (default 10000)",
                  max_clients, 1, 1000000);
-  options.number(
-      "--max-queue-bytes",
-      "bytes waiting for one client before it gets ERROR SLOW_CONSUMER and is dropped (default 8 MiB)",
-      max_queue_bytes, 1024, std::uint64_t{1} << 32);
-  options.number(
-      "--login-timeout",
-      "milliseconds a connection may stay without logging in, counted from its connect and again "
-      "from each answered login; then it is closed (default 30000: time to retype an id; 0 = never)",
-      login_timeout_ms, 0, 86400000);
+  options.number("--max-queue-bytes",
+                 "bytes waiting for one client before ERROR SLOW_CONSUMER and a drop (default 8 MiB)",
+                 max_queue_bytes, 1024, std::uint64_t{1} << 32);
+  options.number("--login-timeout",
+                 "milliseconds a connection may stay without logging in, counted from its connect "
+                 "and again from each answered login; then it is closed (default 30000: time to "
+                 "retype an id; 0 = never)",
+                 login_timeout_ms, 0, 86400000);
   options.number("--max-total-queue-bytes",
                  "bytes waiting for all clients together; past it the largest queues are dropped first "
                  "(default: a quarter of this machine's memory, 64 MiB to 1 GiB)",
