@@ -52,6 +52,7 @@ void OutboundQueue::append(std::span<const std::byte> bytes) {
   if (!pending_) pending_ = std::make_shared<std::vector<std::byte>>();
   pending_->insert(pending_->end(), bytes.begin(), bytes.end());
   if (total_ != nullptr) total_->add(bytes.size());  // after the insert: a failed one counts nothing
+  used_ = true;
 }
 
 // [outbound-swap]
@@ -65,17 +66,27 @@ void OutboundQueue::send_completed(SendOperation& send) noexcept {
   send.clear();
   if (total_ != nullptr) total_->remove(in_flight_bytes_);
   in_flight_bytes_ = 0;
-  if (has_pending()) {
-    recycle(in_flight_);  // busy: the next send will want it
-  } else {
-    // Idle: hold no buffer at all. An idle connection then costs no outbound
-    // memory, and after a burst the heap has no small buffers scattered
-    // across it that would keep the burst's pages from going back to the OS.
-    pending_.reset();
-    in_flight_.reset();
-  }
+  // Kept for the next send: a connection that is sending now will most
+  // likely send again soon, and a buffer allocated and freed for every send
+  // costs far more than the copy (with blocks of a page or more mapped
+  // straight from the OS, each free is a munmap that interrupts every core
+  // running the server). An idle connection gives it back in the sweep.
+  recycle(in_flight_);
 }
 // [outbound-swap]
+
+// Idle: hold no buffer at all. An idle connection then costs no outbound
+// memory, and after a burst the heap has no small buffers scattered across
+// it that would keep the burst's pages from going back to the OS.
+void OutboundQueue::release_if_idle() noexcept {
+  if (std::exchange(used_, false) || in_flight() || has_pending()) return;
+  pending_.reset();
+  in_flight_.reset();
+}
+
+std::size_t OutboundQueue::held_bytes() const noexcept {
+  return (pending_ ? pending_->capacity() : 0) + (in_flight_ ? in_flight_->capacity() : 0);
+}
 
 void OutboundQueue::drop_pending() noexcept {
   if (total_ != nullptr && pending_) total_->remove(pending_->size());

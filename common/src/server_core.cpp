@@ -711,9 +711,10 @@ void ServerCore::settle(Connection& connection, AfterUnlock after) {
 
 // [sweep]
 // The server's clock: re-posts parked accepts, closes leaving clients that
-// did not finish within leave_time, and drops clients whose queues stayed
+// did not finish within leave_time, drops clients whose queues stayed
 // congested for stall_limit with no send completing (stuck: a client that
-// reads at all completes a send long before). All such clients go in one
+// reads at all completes a send long before), and lets queues idle since
+// the last sweep give their buffers back. All stuck clients go in one
 // pass, so that ten stuck clients cost a sender one stall_limit, not ten.
 // Then the stage's own checks (ver.2: the login timeout). One worker at a
 // time, at most every kSweepInterval.
@@ -737,6 +738,7 @@ void ServerCore::sweep() {
                                                    " bytes waiting, limit " +
                                                    std::to_string(config_.max_queue_bytes) + ")");
       }
+      connection->outbound.release_if_idle();  // idle since the last sweep: no buffers held
       after = settle_locked(*connection);
     }
     settle(*connection, std::move(after));

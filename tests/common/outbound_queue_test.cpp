@@ -73,6 +73,36 @@ TEST(OutboundQueueTest, ACompletedSendWithNothingPendingLeavesTheQueueEmpty) {
   EXPECT_EQ(text_of(send), "again");
 }
 
+// A busy connection reuses its buffers send after send (no allocation, and
+// with large blocks mapped from the OS no munmap, per send); one that stayed
+// idle from one sweep to the next holds none.
+TEST(OutboundQueueTest, ABusyQueueKeepsItsBuffersAndAnIdleOneGivesThemBackAtTheSweep) {
+  OutboundQueue queue;
+  SendOperation send;
+  const std::string frames(3000, 'f');
+  queue.append(bytes_of(frames));
+  queue.start_send(send);
+  queue.append(bytes_of(frames));  // into the other buffer, while the first is in flight
+  queue.send_completed(send);
+  const std::size_t held = queue.held_bytes();
+  EXPECT_GE(held, 2 * frames.size()) << "both buffers are kept while the connection is busy";
+  queue.start_send(send);  // the second buffer; nothing is pending after it
+  queue.send_completed(send);
+  EXPECT_EQ(queue.held_bytes(), held) << "an empty queue keeps its buffers until the sweep";
+  queue.append(bytes_of(frames));
+  queue.start_send(send);
+  queue.send_completed(send);
+  EXPECT_EQ(queue.held_bytes(), held) << "the next sends reuse them: nothing grew or was allocated";
+
+  queue.release_if_idle();  // the sweep: used since the last one, so kept
+  EXPECT_EQ(queue.held_bytes(), held);
+  queue.release_if_idle();  // the next sweep: idle all along
+  EXPECT_EQ(queue.held_bytes(), 0U) << "an idle connection holds no outbound buffer";
+  queue.append(bytes_of("again"));  // and it is usable again
+  queue.start_send(send);
+  EXPECT_EQ(text_of(send), "again");
+}
+
 TEST(OutboundQueueTest, EveryQueueCountsItsBytesInTheServersTotal) {
   OutboundTotal total(100);
   SendOperation send;

@@ -12,6 +12,13 @@
 // A fixed threshold makes every block of a page or more a private mapping
 // that goes back to the OS the moment it is freed. (On Windows the process
 // heap already hands large blocks to VirtualAlloc, so there it does nothing.)
+//
+// The price: each such free is a munmap, and the kernel must then interrupt
+// every core that runs a thread of the process to drop the mapping from its
+// TLB. Freed once per send, that took over half of the server's CPU
+// (measured 2026-12-05, bench/results/2026-12-05-buffer-reuse.md). So large
+// blocks must live long: the outbound queue keeps its buffers while the
+// connection is busy and gives them back only when the sweep finds it idle.
 #pragma once
 
 #include <cstddef>

@@ -12,6 +12,10 @@
 // the server's threads would fight over for a shared frame. (Redis's client
 // reply buffer and NATS's per-client outbound buffer work the same way.)
 //
+// The two buffers are kept from send to send while the connection is busy
+// and given back when the server's sweep finds it idle: a busy connection
+// allocates nothing per send, an idle one holds no outbound memory.
+//
 // Not thread-safe: the connection's lock guards it. What every queue of a
 // server holds together is counted in one OutboundTotal (thread-safe), so
 // that the server can bound the sum as well as each queue.
@@ -61,9 +65,9 @@ std::size_t default_total_queue_bytes() noexcept;
 /// A connection's outbound bytes: pending (appended to) and in flight (being sent).
 class OutboundQueue {
  public:
-  /// A buffer at most this large is kept for the next send; a larger one
-  /// (after a burst) is freed, so idle connections stay small.
-  static constexpr std::size_t kKeptCapacity = 4 * 1024;
+  /// A buffer at most this large is kept for the next send while the
+  /// connection is busy; a larger one (after a burst) is freed at once.
+  static constexpr std::size_t kKeptCapacity = 64 * 1024;
 
   /// A queue whose bytes also count in `total`, if given (the server's sum).
   explicit OutboundQueue(OutboundTotal* total = nullptr) noexcept : total_(total) {}
@@ -90,6 +94,11 @@ class OutboundQueue {
   /// Drops the pending bytes (a client that is closed, or dropped as a slow
   /// consumer); bytes in flight stay until their completion.
   void drop_pending() noexcept;
+  /// Called by the server's sweep: a queue that is empty and took in nothing
+  /// since the previous call gives its buffers back; a busy one keeps them.
+  void release_if_idle() noexcept;
+  /// Memory the buffers hold now (their capacity), queued or not.
+  std::size_t held_bytes() const noexcept;
 
  private:
   using Buffer = std::shared_ptr<std::vector<std::byte>>;
@@ -98,6 +107,7 @@ class OutboundQueue {
   Buffer pending_;                   ///< Appended to; null until the first byte.
   Buffer in_flight_;                 ///< Given to the send in flight, or free for the next swap.
   std::size_t in_flight_bytes_ = 0;  ///< Size of the send in flight (0 = none).
+  bool used_ = false;                ///< Something was appended since the last release_if_idle().
 };
 // [outbound-queue]
 
