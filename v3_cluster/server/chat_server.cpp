@@ -320,7 +320,11 @@ void ChatServer::on_posted(std::size_t) {
 /// One frame, encoded once, for every local member.
 void ChatServer::to_members(const Packet& packet) {
   const SharedBuffer frame = encode_shared(packet);
-  for (const auto& member : *room_.members()) deliver(*member, *frame);
+  // Held in a variable: in `for (x : *room_.members())` the snapshot would be
+  // a temporary, freed before the loop runs if a login or a departure
+  // replaced it meanwhile (found as a crash when 300 clients left at once).
+  const Room::Members members = room_.members();
+  for (const auto& member : *members) deliver(*member, *frame);
 }
 
 void ChatServer::on_chat(const RemoteChat& chat) {

@@ -197,6 +197,36 @@ TEST_F(Server, ThreeNodesShareChatPresenceAndEachSendersOrder) {
   EXPECT_EQ(alice.expect<v2::UserJoined>().user_id, "bob");
 }
 
+// Many clients on every node leave at once: each node then fans the other
+// nodes' USER_LEFTs out to its members while its own departures replace the
+// member snapshot under it. A snapshot iterated without being held crashed a
+// node here (found by the cluster benchmark); under AddressSanitizer the
+// use after free fails this test at once.
+TEST_F(Server, ManyClientsLeavingEveryNodeAtOnceLeaveEveryNodeServing) {
+  start_server();
+  std::vector<Node> nodes;
+  for (const char* name : {"a", "b", "c"}) nodes.push_back(start_node(name));
+  constexpr int kPerNode = 40;
+  std::vector<std::unique_ptr<FrameClient>> crowd;
+  for (int i = 0; i < kPerNode; ++i) {
+    for (const Node& node : nodes) {
+      crowd.push_back(std::make_unique<FrameClient>(node.port));
+      ASSERT_EQ(crowd.back()->login(node.name + std::to_string(i)), v2::LoginStatus::ok);
+    }
+  }
+  for (auto& client : crowd) client->socket().close();  // round-robin over the nodes, as fast as we can
+
+  FrameClient after_a(nodes[0].port);
+  ASSERT_EQ(after_a.login("after_a"), v2::LoginStatus::ok);
+  FrameClient after_c(nodes[2].port);
+  ASSERT_EQ(after_c.login("after_c"), v2::LoginStatus::ok);
+  after_c.send(v2::ChatRequest{"still here"});
+  EXPECT_TRUE(skip_to<v2::ChatBroadcast>(
+      after_a, [](const v2::ChatBroadcast& line) { return line.message == "still here"; }, 10s));
+  for (Node& node : nodes)
+    EXPECT_TRUE(node.process->running()) << node.name << ":\n" << node.process->output();
+}
+
 TEST_F(Server, TwoLoginsRacingForOneIdOnTwoNodesGetExactlyOneOk) {
   start_server();
   Node a = start_node("a");
