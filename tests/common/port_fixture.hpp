@@ -72,6 +72,12 @@ class PortTest : public ::testing::TestWithParam<Backend> {
 };
 // [port-fixture]
 
+/// A stage's last word on a test server's settings, called by ServerTest
+/// after the common ones: nothing for ver.1 and ver.2; ver.3's session
+/// tests overload it for their config (its NATS server, a room per test).
+template <typename Config>
+void prepare_for_test(Config& /*config*/) noexcept {}
+
 // [server-fixture]
 /// Runs a chat server — ver.1's or ver.2's ChatServer with its ServerConfig —
 /// on the parameter's backend, on 127.0.0.1 and a free port, for each test.
@@ -96,6 +102,7 @@ class ServerTest : public PortTest {
     config.port = 0;
     config.backend = GetParam();
     config.threads = 4;
+    prepare_for_test(config);  // found by argument-dependent lookup for a stage's own Config
     server_ = std::make_unique<Server>(config);
     server_->start();
   }

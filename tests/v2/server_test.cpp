@@ -1,6 +1,10 @@
 // server_test.cpp — ver.2's session rules 1–7 (docs/protocol.md) against the
 // real server, in-process on 127.0.0.1 with an ephemeral port, on every
 // backend, with clients that speak frames over real sockets.
+//
+// Built a second time as v3_session_tests (v3_cluster/tests/CMakeLists.txt,
+// IOCP_CHAT_V3_SESSIONS): the same tests against one ver.3 node and a real
+// nats-server, since a ver.2 client must not tell the two apart.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,6 +21,9 @@
 #include "iocp_chat/log.hpp"
 #include "iocp_chat/socket.hpp"
 #include "port_fixture.hpp"
+#ifdef IOCP_CHAT_V3_SESSIONS
+#include "session_nats.hpp"
+#endif
 
 namespace iocp_chat::v2 {
 namespace {
@@ -28,7 +35,15 @@ using testing_support::eventually;
 using test::FrameClient;
 using test::logged_in_client;
 
-class V2ServerTest : public testing_support::ServerTest<ChatServer, ServerConfig> {
+#ifdef IOCP_CHAT_V3_SESSIONS
+using Server = v3::ChatServer;  ///< One ver.3 node (its NATS settings: session_nats.hpp).
+using Config = v3::ServerConfig;
+#else
+using Server = ChatServer;  ///< The ver.2 server.
+using Config = ServerConfig;
+#endif
+
+class V2ServerTest : public testing_support::ServerTest<Server, Config> {
  protected:
   /// A connected client logged in as `id` (asserting OK).
   std::unique_ptr<FrameClient> member(const std::string& id) { return logged_in_client(server_->port(), id); }
@@ -235,7 +250,7 @@ TEST_P(V2ServerTest, AnInvalidMessageIsInvalidTextThenClosedAndAnnounced) {
 
 // Rule 6: a client that does not read is dropped alone; the others hear it left.
 TEST_P(V2ServerTest, ASlowConsumerIsDroppedAndAnnouncedWhileOthersGetEverything) {
-  ServerConfig config;
+  Config config;
   config.max_queue_bytes = 64 * 1024;
   config.stall_limit = std::chrono::milliseconds(300);  // the client that never reads goes sooner
   start_server(config);
@@ -309,7 +324,7 @@ TEST_P(V2ServerTest, FramesSplitByteByByteOrMergedAreUnderstood) {
 }
 
 TEST_P(V2ServerTest, PastMaxClientsTheNextOneIsToldServerFull) {
-  ServerConfig config;
+  Config config;
   config.max_clients = 2;
   start_server(config);
   auto alice = member("alice");
