@@ -2,6 +2,7 @@
 // (see server_process.hpp).
 #include "server_process.hpp"
 
+#include <random>
 #include <system_error>
 
 #include "iocp_chat/socket.hpp"
@@ -9,6 +10,24 @@
 namespace iocp_chat::test {
 
 std::uint16_t free_port() {
+  // Port 0 would give a port of the ephemeral range (Linux 32768-60999,
+  // Windows 49152-65535), where any connect() may take it for its local end
+  // between this probe and the server's bind; a test then fails with
+  // "address already in use". Below that range only an explicit bind takes a
+  // port, so a random free one there stays free until the server binds it.
+  constexpr std::uint16_t kLowest = 20000;
+  constexpr std::uint16_t kHighest = 32767;
+  static thread_local std::mt19937 random{std::random_device{}()};
+  std::uniform_int_distribution<int> pick(kLowest, kHighest);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const auto port = static_cast<std::uint16_t>(pick(random));
+    try {
+      const Socket probe = open_listener("127.0.0.1", port);
+      return port;
+    } catch (const std::system_error&) {
+      // taken: try another
+    }
+  }
   const Socket probe = open_listener("127.0.0.1", 0);
   return local_port(probe);
 }

@@ -17,7 +17,8 @@
 
 namespace iocp_chat::test {
 
-/// A TCP port that is free right now: bind port 0, read the port, close.
+/// A TCP port that is free right now, chosen below the OS's ephemeral range
+/// so no outgoing connection takes it before a server binds it.
 /// (Needs a NetworkSession alive on Windows.)
 std::uint16_t free_port();
 

@@ -91,23 +91,6 @@ std::string read_file(const std::filesystem::path& path) {
   return text.str();
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = 0;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-    ::close(fd);
-    throw std::system_error(errno, std::generic_category(), "bind");
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 // --- Process -------------------------------------------------------------------
 
 Process::Process(const std::string& program, const std::vector<std::string>& arguments,

@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "server_process.hpp"
+
 namespace iocp_chat::v3::test {
 
 using namespace std::chrono_literals;
@@ -47,8 +49,8 @@ void write_file(const std::filesystem::path& path, const std::string& text, unsi
 /// Everything in the file at `path` ("" if it cannot be read).
 std::string read_file(const std::filesystem::path& path);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-int free_port();
+// A free port for a server, chosen below the ephemeral range (tests/support).
+using iocp_chat::test::free_port;
 
 /// A child process whose standard output and error go to one file.
 class Process {
