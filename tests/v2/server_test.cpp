@@ -263,9 +263,16 @@ TEST_P(V2ServerTest, ASlowConsumerIsDroppedAndAnnouncedWhileOthersGetEverything)
   std::atomic<int> read{0};
   std::atomic<int> drained{0};
   std::atomic<bool> sleeper_left{false};
-  constexpr int kMessages = 400000;  // 20 MiB of broadcasts: more than any socket buffers hold
+  // The sender goes on until the sleeper is gone — once the kernel's socket
+  // buffers toward it (about 4 MiB on Linux) and its 64 KiB queue are full —
+  // and then sends kAfterDrop more, which the two readers must still get.
+  // kMaxMessages (20 MiB of broadcasts) is more than any socket buffers hold:
+  // a server that never drops the sleeper fails the test.
+  constexpr int kMaxMessages = 400000;
+  constexpr int kAfterDrop = 20000;
+  std::atomic<int> last{kMaxMessages};  // how many will be sent; lowered once
   std::thread reading([&] {
-    while (read.load() < kMessages) {
+    while (read.load() < last.load()) {
       auto packet = reader->next();
       if (!packet) return;
       if (std::holds_alternative<ChatBroadcast>(*packet)) read.fetch_add(1);
@@ -273,7 +280,7 @@ TEST_P(V2ServerTest, ASlowConsumerIsDroppedAndAnnouncedWhileOthersGetEverything)
     }
   });
   std::thread draining([&] {
-    while (drained.load() < kMessages) {
+    while (drained.load() < last.load()) {
       auto packet = sender->next();
       if (!packet) return;
       if (std::holds_alternative<ChatBroadcast>(*packet)) drained.fetch_add(1);
@@ -281,7 +288,7 @@ TEST_P(V2ServerTest, ASlowConsumerIsDroppedAndAnnouncedWhileOthersGetEverything)
   });
   const auto frame = encode(ChatRequest{"0123456789abcdefghijklmnopqrstuv"});
   const std::string one(reinterpret_cast<const char*>(frame.data()), frame.size());
-  for (int sent = 0; sent < kMessages; sent += 100) {
+  for (int sent = 0; sent < last.load(); sent += 100) {
     // At most 400 messages (~21 KiB, with the burst in hand) ahead of the slower reader: a queue can
     // hold up to twice that (an in-flight send counts until its completion is
     // handled), still well under the 64 KiB bound.
@@ -289,13 +296,16 @@ TEST_P(V2ServerTest, ASlowConsumerIsDroppedAndAnnouncedWhileOthersGetEverything)
       ADD_FAILURE() << "readers stalled at " << read.load() << " and " << drained.load() << " of " << sent;
       break;  // the reading threads end at their own deadline
     }
+    // Lowered before this burst is sent, so neither reader has reached it yet.
+    if (sleeper_left.load() && last.load() == kMaxMessages)
+      last.store(std::min(kMaxMessages, sent + kAfterDrop));
     std::string burst;
     for (int i = 0; i < 100; ++i) burst += one;
     sender->send_raw(burst);
   }
   reading.join();
   draining.join();
-  EXPECT_EQ(read.load(), kMessages);
+  EXPECT_EQ(read.load(), last.load());
   // The sleeper cannot read its SLOW_CONSUMER notice, so it is closed when
   // its leave time runs out; the others then hear it left.
   if (!sleeper_left.load()) {
