@@ -21,13 +21,27 @@ endif()
 # slow Wine start-up cannot fail the build.
 set(CMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE PRE_TEST)
 
+# Compile settings for a test program: the project's (warnings, sanitizers)
+# plus debug information cut to line tables (-g1, after the build type's -g)
+# where the build type asks for any. That is enough for a sanitizer's or a
+# debugger's backtrace with file:line, and it halves the compile time of the
+# big test files (measured: v2_reliability_test.cpp, 22 s of CPU with -O2 -g,
+# 12 s with -O2 -g1) — on 2 cores, minutes of every configuration's build.
+# The programs under test keep their full -g.
+function(iocp_chat_configure_test_target target)
+  iocp_chat_configure_target(${target})
+  if(NOT MSVC)
+    target_compile_options(${target} PRIVATE $<$<CONFIG:Debug,RelWithDebInfo>:-g1>)
+  endif()
+endfunction()
+
 # A GoogleTest program from SOURCES, linked to LIBS, with every test labelled
 # LABEL. PREFIX goes before each test's name in ctest, for a source built once
 # per stage (its tests would otherwise have the same names twice).
 function(iocp_chat_add_gtest name)
   cmake_parse_arguments(ARG "" "LABEL;PREFIX" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
-  iocp_chat_configure_target(${name})
+  iocp_chat_configure_test_target(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
   gtest_discover_tests(${name}
     TEST_PREFIX "${ARG_PREFIX}"
