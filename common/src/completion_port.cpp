@@ -1,6 +1,6 @@
 // completion_port.cpp — what every backend shares: backend names, the
-// operations' buffers, the single-completion wait(), and the choice of
-// backend at run time (`--backend auto` and its fallback).
+// single-completion wait(), and the choice of backend at run time
+// (`--backend auto` and its fallback).
 #include "iocp_chat/completion_port.hpp"
 
 #include <cstring>
@@ -42,9 +42,6 @@ std::vector<Backend> compiled_backends() {
   return {Backend::epoll};
 #endif
 }
-
-ReceiveOperation::ReceiveOperation(std::size_t capacity)
-    : Operation(OperationKind::receive), buffer_(new std::byte[capacity]), capacity_(capacity) {}
 
 std::optional<Completion> CompletionPort::wait(std::chrono::milliseconds timeout) {
   Completion completion;

@@ -42,6 +42,7 @@
 #include <climits>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 #include <unordered_map>
 #include <vector>
@@ -247,9 +248,11 @@ void EpollPort::start_accept(const Socket& listener, AcceptOperation& operation)
   enqueue(failed);  // Only once the registration is released, as in start_send.
 }
 
-// WSARecv: queued until the socket is readable.
+// WSARecv: queued until the socket is readable, holding no buffer meanwhile
+// (on_ready takes one when there is something to read).
 void EpollPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
   Registration& registration = registration_of(socket);
+  operation.release_buffer();  // the caller is done with the last completion's bytes
   std::vector<Completion> failed;
   {
     const std::lock_guard lock(registration.mutex);
@@ -402,17 +405,30 @@ void EpollPort::on_ready(Registration& registration, std::uint32_t events, std::
 
   // [epoll-receive]
   if (readable && registration.receive != nullptr) {
+    // Readiness is this backend's zero-byte receive: only now, with data (or
+    // the FIN) waiting, does the operation take a buffer from the pool.
     ReceiveOperation& operation = *registration.receive;
-    ssize_t received;
-    do {
-      received = ::recv(registration.fd, operation.buffer_.get(), operation.capacity_, 0);
-    } while (received < 0 && errno == EINTR);
+    ssize_t received = -1;
+    int read_errno = ENOMEM;  // if even the buffer cannot be had: the receive fails, the worker goes on
+    std::byte* buffer = nullptr;
+    try {
+      buffer = operation.take_buffer();
+    } catch (const std::bad_alloc&) {
+    }
+    if (buffer != nullptr) {
+      do {
+        received = ::recv(registration.fd, buffer, operation.capacity_, 0);
+      } while (received < 0 && errno == EINTR);
+      read_errno = errno;
+    }
     if (received >= 0) {
       registration.receive = nullptr;
       done.push_back({registration.key, &operation, static_cast<std::size_t>(received), {}});
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    } else if (read_errno == EAGAIN || read_errno == EWOULDBLOCK) {
+      operation.release_buffer();  // a wake-up with nothing to read: wait again, holding nothing
+    } else {
       registration.receive = nullptr;
-      done.push_back({registration.key, &operation, 0, last_os_error()});
+      done.push_back({registration.key, &operation, 0, os_error(read_errno)});
     }
   }
   // [epoll-receive]

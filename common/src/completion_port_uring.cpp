@@ -34,6 +34,11 @@
 //     says a send completes when every byte is written, so a short send is
 //     resubmitted here from where it stopped, and only the last CQE becomes a
 //     completion.
+//   * Receives that hold no buffer while they wait. A recv SQE pins its
+//     buffer until data comes, for ever on an idle connection. So a receive
+//     is a POLL_ADD for POLLIN (the zero-byte WSARecv of IOCP servers), and
+//     only when that completes is a buffer taken from the pool and the data
+//     read with a non-blocking recv (read_ready).
 //   * Operations that outlive their thread. The kernel finishes a socket
 //     operation that had to wait in the context of the thread that started
 //     it; if that thread has exited, recent kernels (seen on 6.18) cancel it
@@ -82,6 +87,7 @@
 // Test with: ctest --test-dir build/linux -L common   (the socket tests run on
 // every compiled backend, this one included).
 #include <liburing.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -241,6 +247,8 @@ class UringPort final : public CompletionPort {
   std::size_t reap(std::span<Completion> out);
   /// One CQE → a completion in `out`; false if it yields none.
   bool complete(const SeenCqe& cqe, Completion& out);
+  /// Reads the data of the receives whose poll completed; returns how many completions remain.
+  std::size_t read_ready(std::span<Completion> out) EXCLUDES(submission_lock_);
 
   io_uring ring_{};  ///< The SQ and CQ, shared with the kernel.
   /// Tests only: answer submissions as Linux 5.x did under CQ overflow (kernel_submit).
@@ -294,7 +302,8 @@ UringPort::UringPort(unsigned entries, unsigned cq_entries, bool refuse_while_ov
   } else {
     for (const auto& [opcode, name] :
          {std::pair{IORING_OP_NOP, "IORING_OP_NOP"}, std::pair{IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
-          std::pair{IORING_OP_RECV, "IORING_OP_RECV"}, std::pair{IORING_OP_SENDMSG, "IORING_OP_SENDMSG"}}) {
+          std::pair{IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"},
+          std::pair{IORING_OP_SENDMSG, "IORING_OP_SENDMSG"}}) {
       if (io_uring_opcode_supported(probe, opcode) == 0) {
         missing = name;
         break;
@@ -343,9 +352,12 @@ void UringPort::start_accept(const Socket& listener, AcceptOperation& operation)
   submit(operation);
 }
 
-// WSARecv.
+// WSARecv, the zero-byte way: what goes to the kernel is a POLL_ADD for
+// POLLIN, which holds no buffer; read_ready() reads once it completes.
 void UringPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
   begin(socket, operation);
+  operation.release_buffer();  // the caller is done with the last completion's bytes
+  operation.ready_ = false;
   submit(operation);
 }
 
@@ -407,13 +419,13 @@ void UringPort::prepare(io_uring_sqe& sqe, Operation* operation) {
       io_uring_prep_accept(&sqe, socket, nullptr, nullptr, SOCK_CLOEXEC);
       break;
     // [uring-receive]
-    case OperationKind::receive: {
-      auto& receive = static_cast<ReceiveOperation&>(*operation);
-      // recv into the operation's buffer (an SQE's length is 32 bits wide).
-      io_uring_prep_recv(&sqe, socket, receive.buffer_.get(),
-                         std::min<std::size_t>(receive.capacity_, UINT32_MAX), 0);
+    case OperationKind::receive:
+      // Not a recv with a buffer, which would pin that buffer for as long as
+      // the client stays quiet: a one-shot poll for "readable" (data or the
+      // FIN), this backend's zero-byte WSARecv. The read follows in
+      // read_ready(), into a buffer taken at that moment.
+      io_uring_prep_poll_add(&sqe, socket, POLLIN);
       break;
-    }
     // [uring-receive]
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(*operation);
@@ -531,7 +543,21 @@ std::size_t UringPort::wait_many(std::span<Completion> out, std::chrono::millise
       const CriticalSectionLock lock(submission_lock_);
       left_waiting = !hand_over();
     }
-    if (count > 0) return count;
+    if (count > 0) {
+      // The reads of ready receives happen outside the CQ lock, so that
+      // another worker can reap meanwhile.
+      reaper.unlock();
+      const std::size_t finished = read_ready(out.first(count));
+      if (finished > 0) return finished;
+      // Every one was a wake-up with nothing to read, now polled again:
+      // the caller still waits for a completion, until its deadline.
+      if (!deadline) {
+        reaper.lock();
+      } else if (Clock::now() >= *deadline || !reaper.try_lock_until(*deadline)) {
+        return 0;
+      }
+      continue;
+    }
 
     io_uring_cqe* cqe = nullptr;
     int result = 0;
@@ -631,7 +657,9 @@ bool UringPort::complete(const SeenCqe& cqe, Completion& out) {
       if (result >= 0) static_cast<AcceptOperation&>(operation).accepted_ = Socket(result);
       break;
     case OperationKind::receive:
-      if (result >= 0) out.bytes = static_cast<std::size_t>(result);
+      // The poll fired (result: its event mask): data or the FIN is there.
+      // The read itself is read_ready()'s, after the CQ lock is let go.
+      if (result >= 0) static_cast<ReceiveOperation&>(operation).ready_ = true;
       break;
     case OperationKind::send: {
       auto& send = static_cast<SendOperation&>(operation);
@@ -648,6 +676,53 @@ bool UringPort::complete(const SeenCqe& cqe, Completion& out) {
   }
   return true;
 }
+
+// [uring-read-ready]
+// The second half of a receive: its poll completed, so a buffer is taken
+// from the pool and the data read without waiting (MSG_DONTWAIT). 0 bytes
+// is the FIN, as a recv's CQE would have said. A poll can fire with nothing
+// left to read; then the buffer goes back and the poll is submitted again,
+// and that entry is dropped from `out` — the caller sees one completion per
+// receive, with data, the FIN or an error. Returns how many remain.
+std::size_t UringPort::read_ready(std::span<Completion> out) {
+  std::size_t kept = 0;
+  for (Completion& completion : out) {
+    if (completion.kind() == OperationKind::receive) {
+      auto& receive = static_cast<ReceiveOperation&>(*completion.operation);
+      if (receive.ready_) {
+        receive.ready_ = false;
+        ssize_t received = -1;
+        int read_errno = ENOMEM;  // if even the buffer cannot be had: the receive fails
+        try {
+          std::byte* buffer = receive.take_buffer();
+          do {
+            received = ::recv(receive.socket_, buffer, receive.capacity_, MSG_DONTWAIT);
+          } while (received < 0 && errno == EINTR);
+          read_errno = errno;
+        } catch (const std::bad_alloc&) {
+        }
+        if (received >= 0) {
+          completion.bytes = static_cast<std::size_t>(received);
+        } else if (read_errno == EAGAIN || read_errno == EWOULDBLOCK) {
+          receive.release_buffer();  // nothing after all: wait again, holding nothing
+          try {
+            submit(receive);
+            continue;  // no completion yet
+          } catch (const std::system_error& error) {
+            completion.error = error.code();
+          } catch (const std::bad_alloc&) {
+            completion.error = std::make_error_code(std::errc::not_enough_memory);
+          }
+        } else {
+          completion.error = os_error(read_errno);
+        }
+      }
+    }
+    out[kept++] = completion;
+  }
+  return kept;
+}
+// [uring-read-ready]
 
 // io_uring_submit. A port made by open_uring_port_for_test first answers as
 // Linux 5.x did while completions overflowed the CQ: it moves what fits of

@@ -13,6 +13,10 @@
 //   * AcceptEx is a Microsoft extension: its address is asked of the provider
 //     with WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER), the accepted socket is
 //     created beforehand, and SO_UPDATE_ACCEPT_CONTEXT finishes the accept;
+//   * the zero-byte receive: a WSARecv with no buffer waits for data, and
+//     only when it completes is a buffer taken from the pool and a second
+//     WSARecv posted into it — so an idle client pins no memory (the
+//     classic trick of servers with many quiet connections);
 //   * GetQueuedCompletionStatusEx dequeues a batch of completions in one call;
 //     a failed one carries its status in the OVERLAPPED, which
 //     GetOverlappedResult turns into a Win32 error code;
@@ -42,6 +46,7 @@
 #include <cstddef>
 #include <limits>
 #include <memory>
+#include <new>
 #include <span>
 #include <unordered_map>
 
@@ -97,7 +102,7 @@ class IocpPort final : public CompletionPort {
   void associate(const Socket& socket, CompletionKey key) override;
   /// AcceptEx into a socket created here.
   void start_accept(const Socket& listener, AcceptOperation& operation) override;
-  /// WSARecv into the operation's buffer.
+  /// A zero-byte WSARecv; finish() follows it with a WSARecv into a buffer from the pool.
   void start_receive(const Socket& socket, ReceiveOperation& operation) override;
   /// WSASend of the operation's buffer (what is left of it after a short send).
   void start_send(const Socket& socket, SendOperation& operation) override;
@@ -113,13 +118,16 @@ class IocpPort final : public CompletionPort {
  private:
   /// The AcceptEx function of the listener's provider, asked for once.
   LPFN_ACCEPTEX accept_ex(NativeSocket listener, int& error);
+  /// WSARecv: the zero-byte one while `operation.ready_` is false, else into a buffer taken now.
+  void submit_receive(NativeSocket socket, ReceiveOperation& operation);
   /// WSASend of what `operation` has not sent yet (from `sent_` on).
   void submit_send(NativeSocket socket, SendOperation& operation);
   /// Reports an operation that could not even start: its completion goes
   /// through the queue like any other, carrying `error`.
   void complete_at_once(NativeSocket socket, Operation& operation, int error);
   /// Turns one dequeued entry into a Completion; false if the entry was
-  /// handled internally (a short send, resubmitted) and must not be reported.
+  /// handled internally (a short send resubmitted, a zero-byte receive
+  /// followed by the real one) and must not be reported.
   bool finish(const OVERLAPPED_ENTRY& entry, Completion& out);
 
   HANDLE port_;                                    ///< The kernel's completion queue.
@@ -209,16 +217,35 @@ void IocpPort::start_accept(const Socket& listener, AcceptOperation& operation) 
 
 // [iocp-receive]
 void IocpPort::start_receive(const Socket& socket, ReceiveOperation& operation) {
+  // The zero-byte receive: first a WSARecv with no buffer, which completes
+  // when data (or the FIN) is waiting and pins no memory meanwhile — an
+  // idle client costs no buffer. finish() then takes one and receives for
+  // real. The caller is done with the last completion's bytes: give them back.
+  operation.release_buffer();
+  operation.ready_ = false;
+  operation.socket_ = socket.native();  // the second WSARecv is started from finish()
+  submit_receive(socket.native(), operation);
+}
+
+void IocpPort::submit_receive(NativeSocket socket, ReceiveOperation& operation) {
   operation.overlapped_ = {};
   operation.immediate_error_ = 0;
-  WSABUF piece{to_wsabuf_length(operation.capacity_), reinterpret_cast<CHAR*>(operation.buffer_.get())};
+  WSABUF piece{0, nullptr};  // the zero-byte WSARecv: wait for data, hold nothing
+  if (operation.ready_) {
+    std::byte* buffer = nullptr;
+    try {
+      buffer = operation.take_buffer();  // data is waiting: now a buffer is worth holding
+    } catch (const std::bad_alloc&) {
+      return complete_at_once(socket, operation, WSAENOBUFS);
+    }
+    piece = WSABUF{to_wsabuf_length(operation.capacity_), reinterpret_cast<CHAR*>(buffer)};
+  }
   DWORD flags = 0;
   // lpNumberOfBytesRecvd is null: with an OVERLAPPED the count comes with
   // the completion, even when the data was already there.
-  if (::WSARecv(socket.native(), &piece, 1, nullptr, &flags, &operation.overlapped_, nullptr) ==
-      SOCKET_ERROR) {
+  if (::WSARecv(socket, &piece, 1, nullptr, &flags, &operation.overlapped_, nullptr) == SOCKET_ERROR) {
     const int error = ::WSAGetLastError();
-    if (error != WSA_IO_PENDING) complete_at_once(socket.native(), operation, error);
+    if (error != WSA_IO_PENDING) complete_at_once(socket, operation, error);
   }
 }
 // [iocp-receive]
@@ -348,8 +375,9 @@ std::size_t IocpPort::wait_many(std::span<Completion> out, std::chrono::millisec
     for (ULONG i = 0; i < removed; ++i) {
       if (finish(entries[i], out[count])) ++count;
     }
-    // Every entry was a short send that went back to the kernel: keep
-    // waiting, so that the caller only ever sees finished operations.
+    // Every entry was internal — a short send that went back to the kernel,
+    // or a zero-byte WSARecv followed by the real one: keep waiting, so
+    // that the caller only ever sees finished operations.
     if (count > 0) return count;
     if (!forever && std::chrono::steady_clock::now() >= deadline) return 0;
   }
@@ -423,7 +451,21 @@ bool IocpPort::finish(const OVERLAPPED_ENTRY& entry, Completion& out) {
       return true;
     }
     // [iocp-short-send]
-    case OperationKind::receive:
+    // [iocp-zero-byte-receive]
+    case OperationKind::receive: {
+      auto& receive = static_cast<ReceiveOperation&>(*operation);
+      if (!receive.ready_ && !out.error) {
+        // The zero-byte WSARecv completed: data, or the FIN, is waiting.
+        // Its 0 bytes mean neither "closed" nor anything else, so it stays
+        // internal; a WSARecv into a buffer from the pool follows, and *its*
+        // completion is the one reported — with the bytes, or 0 for the FIN.
+        receive.ready_ = true;
+        submit_receive(receive.socket_, receive);
+        return false;
+      }
+      return true;  // the real WSARecv, or an error of either (a reset, a cancel)
+    }
+    // [iocp-zero-byte-receive]
     case OperationKind::posted:
       return true;
   }

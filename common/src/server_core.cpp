@@ -363,7 +363,12 @@ bool ServerCore::hand_over(Connection& connection, std::span<const std::byte> by
   try {
     const std::shared_ptr<Connection> congested = on_bytes(connection, bytes);
     if (queued_total_.over()) shed_largest_queues();
-    return congested && wait_for_room(*congested, connection);
+    if (!congested) return false;
+    // The stage has copied what it keeps of `bytes`. A sender that waits
+    // for room may wait long: it holds no receive buffer meanwhile (given
+    // back before wait_for_room, after which another worker may resume it).
+    connection.receive.release_buffer();
+    return wait_for_room(*congested, connection);
   } catch (const std::exception& error) {
     // Out of memory, say: this connection goes, the server goes on, and the
     // caller's receive_again() still ends its receive (no operation is lost).

@@ -1,7 +1,8 @@
 // port_test.cpp — the completion queue itself, without sockets: posted
 // completions (PostQueuedCompletionStatus) reach exactly one of many waiting
 // workers (GetQueuedCompletionStatus), batches work, and workers can be
-// woken and stopped — on every backend.
+// woken and stopped — on every backend; and the bounded pool that lends
+// receives their buffers.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/receive_buffer_pool.hpp"
 #include "port_fixture.hpp"
 
 namespace iocp_chat {
@@ -108,6 +110,24 @@ TEST_P(PortTest, OneQuitCompletionPerWorkerStopsThemAll) {
   for (int w = 0; w < kWorkers; ++w) port_->post(kQuitKey);
   for (auto& worker : workers) worker.join();
   EXPECT_EQ(stopped.load(), kWorkers);
+}
+
+// The pool keeps at most kMaxSpare buffers; the rest go back to the heap,
+// so a burst of receives leaves at most 1 MiB behind.
+TEST(ReceiveBufferPool, KeepsAtMostItsBoundOfSpareBuffers) {
+  ReceiveBufferPool& pool = ReceiveBufferPool::shared();
+  const std::size_t lent_before = pool.lent();
+  std::vector<std::byte*> taken;
+  for (std::size_t i = 0; i < ReceiveBufferPool::kMaxSpare + 10; ++i) {
+    taken.push_back(pool.take(ReceiveBufferPool::kBufferSize));
+  }
+  EXPECT_EQ(pool.lent(), lent_before + taken.size());
+  for (std::byte* buffer : taken) pool.give_back(buffer, ReceiveBufferPool::kBufferSize);
+  EXPECT_EQ(pool.lent(), lent_before);
+  EXPECT_EQ(pool.spare(), ReceiveBufferPool::kMaxSpare);
+  std::byte* odd = pool.take(100);  // another size: straight from the heap, never kept
+  pool.give_back(odd, 100);
+  EXPECT_EQ(pool.spare(), ReceiveBufferPool::kMaxSpare);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PortTest, ::testing::ValuesIn(compiled_backends()),

@@ -1,7 +1,7 @@
 // socket_io_test.cpp — overlapped socket operations through the completion
 // port on 127.0.0.1, on every backend: AcceptEx-style accepts (several
 // pre-posted), a 1 MiB transfer in both directions (sends completed whole), peer
-// close as a 0-byte receive, a reset as an error, cancellation of pending
+// close as a 0-byte receive, an idle receive holding no buffer, a reset as an error, cancellation of pending
 // operations and of operations started after the cancel, and 500
 // connections served by worker threads at once.
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "iocp_chat/completion_port.hpp"
+#include "iocp_chat/receive_buffer_pool.hpp"
 #include "iocp_chat/socket.hpp"
 #include "port_fixture.hpp"
 
@@ -172,6 +173,71 @@ TEST_P(SocketIoTest, PeerCloseCompletesAReceiveWithZeroBytes) {
   EXPECT_EQ(completion.bytes, 0U);
   port_->close(accepted);
 }
+
+// [idle-receive-test]
+// The zero-byte receive (issue #15): a receive waiting on a quiet connection
+// holds no buffer — none lent by the pool, none in the operation — and data
+// that comes after a long silence still arrives whole and in order, with
+// bytes > 0 (0 bytes stays the peer's FIN, reported once, at the end).
+TEST_P(SocketIoTest, AnIdleReceiveHoldsNoBufferAndLateDataArrivesWhole) {
+  Socket client;
+  Socket accepted = accept_one(client);
+  const ReceiveBufferPool& pool = ReceiveBufferPool::shared();
+  const std::size_t lent_before = pool.lent();
+
+  ReceiveOperation receive;
+  port_->start_receive(accepted, receive);
+  EXPECT_FALSE(port_->wait(std::chrono::milliseconds(500))) << "a completion with nothing sent";
+  EXPECT_FALSE(receive.holds_buffer()) << "an idle receive holds a buffer";
+  EXPECT_EQ(pool.lent(), lent_before) << "an idle receive borrowed a buffer from the pool";
+
+  const auto pattern = make_pattern(3 * ReceiveOperation::kDefaultCapacity + 123, 15);
+  ASSERT_FALSE(send_all(client, pattern));
+  std::vector<std::byte> received;
+  while (received.size() < pattern.size()) {
+    const Completion completion = next_completion();
+    ASSERT_EQ(completion.operation, &receive);
+    ASSERT_FALSE(completion.error) << completion.error.message();
+    ASSERT_GT(completion.bytes, 0U) << "a 0-byte completion (the FIN) after " << received.size() << " bytes";
+    EXPECT_TRUE(receive.holds_buffer());
+    const auto bytes = receive.received(completion.bytes);
+    received.insert(received.end(), bytes.begin(), bytes.end());
+    port_->start_receive(accepted, receive);  // gives the buffer back
+    EXPECT_FALSE(receive.holds_buffer());
+  }
+  EXPECT_TRUE(received == pattern);
+  EXPECT_EQ(pool.lent(), lent_before) << "the receive waiting again still holds a buffer";
+
+  client.close();
+  const Completion end = next_completion();
+  EXPECT_EQ(end.operation, &receive);
+  EXPECT_FALSE(end.error) << end.error.message();
+  EXPECT_EQ(end.bytes, 0U);
+  port_->close(accepted);
+}
+
+// Many quiet connections, each with a receive waiting: the pool lends nothing.
+TEST_P(SocketIoTest, ManyIdleConnectionsBorrowNoBuffers) {
+  constexpr int kConnections = 50;
+  const std::size_t lent_before = ReceiveBufferPool::shared().lent();
+  std::vector<Socket> clients(kConnections);
+  std::vector<Socket> accepted;
+  std::vector<std::unique_ptr<ReceiveOperation>> receives;
+  for (Socket& client : clients) {
+    accepted.push_back(accept_one(client));
+    receives.push_back(std::make_unique<ReceiveOperation>());
+    port_->start_receive(accepted.back(), *receives.back());
+  }
+  EXPECT_FALSE(port_->wait(std::chrono::milliseconds(200)));
+  EXPECT_EQ(ReceiveBufferPool::shared().lent(), lent_before);
+  for (Socket& client : clients) client.close();
+  for (int i = 0; i < kConnections; ++i) {
+    const Completion end = next_completion();
+    EXPECT_EQ(end.bytes, 0U);
+  }
+  for (Socket& socket : accepted) port_->close(socket);
+}
+// [idle-receive-test]
 
 TEST_P(SocketIoTest, HalfCloseStillDeliversTheDataBeforeTheEnd) {
   Socket client;

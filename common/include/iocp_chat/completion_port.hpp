@@ -27,7 +27,16 @@
 //     start the send after releasing it, even if another thread cancels in
 //     between; the socket is closed only after those completions;
 //   * at most one receive and one send per socket are outstanding at a time
-//     (any number of accepts on a listening socket).
+//     (any number of accepts on a listening socket);
+//   * a receive completes with bytes > 0 (data), with 0 bytes only when the
+//     peer closed (its FIN), or with an error. While it waits it holds no
+//     buffer: the backend first waits for readiness — a zero-byte WSARecv
+//     (iocp), an IORING_OP_POLL_ADD (uring), epoll — and only then takes a
+//     buffer from the pool and reads. Those steps stay inside the backend:
+//     the zero-byte WSARecv's own completion is never reported (its 0 bytes
+//     would look like a FIN), and a wake-up that finds no data after all
+//     waits again. So the one completion a caller sees keeps the meaning it
+//     had when the buffer was posted with the receive.
 //
 // Backends, chosen at run time (see open_completion_port):
 //   iocp  — Windows: the real thing (completion_port_win32.cpp);
@@ -48,6 +57,7 @@
 #include <system_error>
 #include <vector>
 
+#include "iocp_chat/receive_buffer_pool.hpp"
 #include "iocp_chat/shared_buffer.hpp"
 #include "iocp_chat/socket.hpp"
 
@@ -156,27 +166,55 @@ class AcceptOperation final : public Operation {
 #endif
 };
 
-/// Receiving into a buffer the operation owns (WSARecv).
+/// Receiving (WSARecv) into a buffer the operation borrows only while data
+/// is there. While the receive waits, it holds no buffer: the backend waits
+/// for readiness first (a zero-byte WSARecv, an io_uring POLL_ADD, epoll),
+/// then takes a buffer from ReceiveBufferPool::shared() and reads into it at
+/// once. The buffer stays with the operation until the next start_receive()
+/// or release_buffer(), so received() is valid while the completion is
+/// handled; an idle connection holds none.
 class ReceiveOperation final : public Operation {
  public:
-  /// A 4 KiB buffer, four times the original's 1024 bytes.
-  static constexpr std::size_t kDefaultCapacity = 4096;
-  /// Allocates the buffer once; it is reused by every receive.
-  explicit ReceiveOperation(std::size_t capacity = kDefaultCapacity);
-  /// The first `bytes` bytes of the buffer: what a completion reported.
+  /// A 4 KiB buffer, four times the original's 1024 bytes (the pool's size).
+  static constexpr std::size_t kDefaultCapacity = ReceiveBufferPool::kBufferSize;
+  /// Allocates nothing: the buffer is taken when data arrives.
+  explicit ReceiveOperation(std::size_t capacity = kDefaultCapacity) noexcept
+      : Operation(OperationKind::receive), capacity_(capacity) {}
+  /// Gives a buffer still held back to the pool.
+  ~ReceiveOperation() { release_buffer(); }
+  /// The first `bytes` bytes of the buffer: what a completion reported
+  /// (valid until the next start_receive or release_buffer).
   std::span<const std::byte> received(std::size_t bytes) const noexcept {
-    return {buffer_.get(), bytes < capacity_ ? bytes : capacity_};
+    if (buffer_ == nullptr) return {};
+    return {buffer_, bytes < capacity_ ? bytes : capacity_};
   }
-  /// The buffer's size.
+  /// The most one completion can report.
   std::size_t capacity() const noexcept { return capacity_; }
+  /// True from a completion with data until the next start: an idle (waiting) receive holds none.
+  bool holds_buffer() const noexcept { return buffer_ != nullptr; }
+  /// Gives the buffer back to the pool now (start_receive does it anyway);
+  /// for a caller that will not receive again for a while. Not while pending.
+  void release_buffer() noexcept {
+    ReceiveBufferPool::shared().give_back(buffer_, capacity_);
+    buffer_ = nullptr;
+  }
 
  private:
   friend class detail::IocpPort;
   friend class detail::UringPort;
   friend class detail::EpollPort;
 
-  std::unique_ptr<std::byte[]> buffer_;  ///< Owned here, so it outlives the operation.
-  std::size_t capacity_;                 ///< Size of buffer_.
+  /// The buffer to read into, taken from the pool if none is held (backends, once data is there).
+  std::byte* take_buffer() {
+    if (buffer_ == nullptr) buffer_ = ReceiveBufferPool::shared().take(capacity_);
+    return buffer_;
+  }
+
+  std::byte* buffer_ = nullptr;  ///< Borrowed from the pool while data is handled; null while idle.
+  std::size_t capacity_;         ///< Size of the buffer taken.
+  /// The readiness wait is over and the real read is next (the zero-byte
+  /// WSARecv or the POLL_ADD completed); false while waiting for data.
+  bool ready_ = false;
 };
 
 /// Sending one buffer (WSASend with one WSABUF; send on Linux). The
@@ -247,6 +285,8 @@ class CompletionPort {
   virtual void start_accept(const Socket& listener, AcceptOperation& operation) = 0;
 
   /// WSARecv: completes with the bytes received (0 when the peer closed).
+  /// Gives back the buffer the operation held from its last completion:
+  /// until data arrives, a waiting receive holds none.
   virtual void start_receive(const Socket& socket, ReceiveOperation& operation) = 0;
 
   /// WSASend: completes when every byte of the operation's buffer is written.
