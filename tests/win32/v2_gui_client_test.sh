@@ -259,8 +259,14 @@ wait_for "the login dialog to show ID_TAKEN" dialog_mentions "(ID_TAKEN)"
 # 5. The dialog stays open with the id selected and focused: a click on the
 #    dialog's empty lower part (the status text; it takes no focus) gives
 #    it the keyboard, and typing replaces the id. Return presses Login.
+#    The click activates the dialog, and activation selects the whole id
+#    again — on a busy machine after the first typed character now and
+#    then (the login went out as "수"). So the id is typed, selected with
+#    Home, Shift+End, and typed again.
 eval "$(xdotool getwindowgeometry --shell "$window")"
 xdotool mousemove --window "$window" $((WIDTH / 2)) $((HEIGHT - 12)) click 1
+xdotool type --delay 40 "$kUserId"
+xdotool key Home shift+End
 xdotool type --delay 40 "$kUserId"
 sleep 0.5 # for the picture only: let Wine paint what was typed
 import -window "$window" -strip "$work_dir/v2_client_win32_login.png" || fail "import could not save the screenshot"
