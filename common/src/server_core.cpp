@@ -383,6 +383,7 @@ bool ServerCore::hand_over(Connection& connection, std::span<const std::byte> by
 void ServerCore::on_end_of_stream_locked(Connection& connection) {
   connection.peer_done = true;
   if (connection.phase == Phase::open) {
+    if (connection.answer_owed) return;  // it leaves once answered (set_answer_owed)
     begin_leaving_locked(connection, "client closed the connection", nullptr);
   } else if (!connection.send_in_flight) {
     begin_close_locked(connection, connection.close_reason);  // it left, and its FIN came
@@ -662,6 +663,18 @@ void ServerCore::close_if_open(Connection& connection, std::string reason) {
   {
     const CriticalSectionLock lock(connection.lock);
     if (connection.phase == Phase::open) begin_close_locked(connection, std::move(reason));
+    after = settle_locked(connection);
+  }
+  settle(connection, std::move(after));
+}
+
+void ServerCore::set_answer_owed(Connection& connection, bool owed) {
+  AfterUnlock after;
+  {
+    const CriticalSectionLock lock(connection.lock);
+    connection.answer_owed = owed;
+    if (!owed && connection.peer_done && connection.phase == Phase::open)
+      begin_leaving_locked(connection, "client closed the connection", nullptr);
     after = settle_locked(connection);
   }
   settle(connection, std::move(after));

@@ -190,6 +190,24 @@ TEST_P(V2ServerTest, LeavingNormallyIsAnnounced) {
   EXPECT_EQ(alice->expect<UserLeft>().user_id, "bob");
 }
 
+// A client may send its LOGIN_REQUEST and close its sending side at once
+// (a script, `printf ... | nc`): it is still answered, joins, and then
+// leaves like any client whose stream ended — on ver.3 too, where the
+// answer waits for a NATS round trip.
+TEST_P(V2ServerTest, ALoginFollowedAtOnceByEndOfStreamIsAnsweredThenLeaves) {
+  start_server();
+  auto alice = member("alice");
+  FrameClient brief(server_->port());
+  brief.send(LoginRequest{"brief"});
+  shutdown_send(brief.socket());
+  const auto answer = brief.expect<LoginResponse>();
+  EXPECT_EQ(answer.status, LoginStatus::ok);
+  EXPECT_EQ(answer.user_id, "brief");
+  EXPECT_EQ(alice->expect<UserJoined>().user_id, "brief");
+  EXPECT_EQ(alice->expect<UserLeft>().user_id, "brief");
+  EXPECT_TRUE(brief.sees_close());
+}
+
 TEST_P(V2ServerTest, AResetIsAnnouncedAndReleasesTheId) {
   start_server();
   auto alice = member("alice");

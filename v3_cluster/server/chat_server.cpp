@@ -171,6 +171,7 @@ bool ChatServer::start_claim(Session& session, std::span<const std::byte> frame)
   const std::string id = std::get<LoginRequest>(*decoded.packet).user_id;
   if (!v2::is_valid_user_id(id) || room_.id_of(session.shared_from_this())) return false;
   session.claiming = true;
+  set_answer_owed(session, true);  // a FIN that comes meanwhile waits for the answer
   auto client = std::static_pointer_cast<Session>(session.shared_from_this());
   auto request = std::vector<std::byte>(frame.begin(), frame.end());
   backplane_.claim(id, [this, client, request = std::move(request)](const ClaimResult& result) {
@@ -205,6 +206,7 @@ void ChatServer::on_claimed(Session& session, const std::vector<std::byte>& fram
   }
   login_answered(session);
   if (is_open(session)) handle_frames(session);
+  set_answer_owed(session, session.claiming);  // answered (unless another claim began): a FIN may now end it
 }
 // [claim]
 

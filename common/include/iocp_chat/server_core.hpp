@@ -109,7 +109,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
   bool send_in_flight GUARDED_BY(lock) = false;  ///< A send is in flight (at most one).
   bool send_scheduled GUARDED_BY(lock) = false;  ///< A worker starts its send at the end of its batch.
   bool peer_done GUARDED_BY(lock) = false;       ///< The client's stream ended (0-byte receive).
-  bool departed GUARDED_BY(lock) = false;        ///< The stage heard it leave (exactly once, at once).
+  bool answer_owed GUARDED_BY(lock) =
+      false;  ///< The stage owes an answer (ver.3: a login being claimed); a FIN waits for it.
+  bool departed GUARDED_BY(lock) = false;  ///< The stage heard it leave (exactly once, at once).
   std::chrono::steady_clock::time_point leave_by GUARDED_BY(lock);  ///< A leaving client is closed by then.
   std::string close_reason GUARDED_BY(lock);                        ///< Why, for the disconnect log line.
   /// Senders whose next receive waits until this client's queue has room again.
@@ -185,6 +187,11 @@ class ServerCore {
   void leave(Connection& connection, std::string reason, SharedBuffer last_words);
   /// The abrupt way out, if it is still open: cancel everything now.
   void close_if_open(Connection& connection, std::string reason);
+  /// Marks whether the stage still owes this client an answer that comes
+  /// later (ver.3: a login claimed over NATS). While it does, the client's
+  /// FIN does not start its leaving; once it does not, a FIN that came
+  /// meanwhile does — the answer is queued first, as ver.2 would have it.
+  void set_answer_owed(Connection& connection, bool owed);
   /// True while the connection is open (not leaving, not closing).
   bool is_open(Connection& connection);
   /// Why it is leaving or closing (empty while open).
