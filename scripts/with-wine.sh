@@ -36,13 +36,26 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wineserver -p
-wineboot -i >/dev/null 2>&1 </dev/null
-
-# Korean text in the WinAPI client: Wine falls back only to font names it
-# knows from Windows, so map Gulim (the Korean UI font) to NanumGothic
-# (Debian's fonts-nanum). It takes effect for processes started from now on.
-wine reg add 'HKCU\Software\Wine\Fonts\Replacements' /v Gulim /d NanumGothic /f >/dev/null 2>&1 </dev/null
+# The prefix: wineserver, the services, and the Korean font mapping — Wine
+# falls back only to font names it knows from Windows, so Gulim (the Korean
+# UI font) is mapped to NanumGothic (Debian's fonts-nanum), for processes
+# started from now on. Any step can fail now and then on a loaded machine
+# (a CI docs run once stopped here without a word), so a failure is said,
+# and the prefix is made again once.
+start_prefix() {
+  wineserver -p &&
+    wineboot -i >/dev/null 2>&1 </dev/null &&
+    wine reg add 'HKCU\Software\Wine\Fonts\Replacements' /v Gulim /d NanumGothic /f >/dev/null 2>&1 </dev/null
+}
+if ! start_prefix; then
+  echo "with-wine.sh: starting the Wine prefix failed (wineserver -p, wineboot -i or wine reg); trying once more" >&2
+  cleanup
+  mkdir -p "$WINEPREFIX"
+  start_prefix || {
+    echo "with-wine.sh: could not start Wine twice; see: WINEPREFIX=$WINEPREFIX wineboot -i" >&2
+    exit 1
+  }
+fi
 
 status=0
 "$@" || status=$?
