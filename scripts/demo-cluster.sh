@@ -37,7 +37,18 @@ pids=()
 step() { printf '\n== %s\n' "$*"; }
 fail() {
   printf '\ndemo: FAILED: %s\n' "$*" >&2
+  show_what_happened >&2
   exit 1
+}
+# On a failure: the end of every log the demo kept (nodes, nats-server,
+# clients), so that what went wrong can be read without running it again.
+show_what_happened() {
+  local file
+  for file in "$work"/*.log "$work"/*.out "$work"/*.err; do
+    [[ -s $file ]] || continue
+    printf -- '--- %s (last 15 lines) ---\n' "${file##*/}"
+    tail -n 15 "$file"
+  done
 }
 
 # Whatever happens, leave no program running and no temporary files behind.
