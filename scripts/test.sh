@@ -12,11 +12,12 @@
 #           last, because those commands reuse the trees built above, and
 #           a chapter's ctest selection of a preset whose whole suite
 #           passed above is listed, not run twice: IOCP_CHAT_PASSED_PRESETS)
-# While one configuration's tests run, the next configuration is built in
-# the background at the lowest CPU priority (nice 19): many tests wait on
-# sockets and timers, and that idle CPU shortens the whole run by minutes on
-# 2 cores, while the tests keep the CPU whenever they want it. Not while the
-# Wine tests run (typing into a window wants a quiet machine). The next
+# Once the first configuration is built, every later one is built in the
+# background, one after another, at the lowest CPU priority (nice 19): many
+# tests wait on sockets and timers, and that idle CPU shortens the whole run
+# by minutes on 2 cores, while the tests keep the CPU whenever they want it.
+# The Windows build is the last of them, so nothing is built while the Wine
+# tests run (typing into a window wants a quiet machine). Each
 # configuration's own configure + build then runs as usual — an up-to-date
 # tree makes it quick, and a failed background build shows its errors there.
 # Prints one summary line per configuration; exits non-zero if any failed.
@@ -35,49 +36,59 @@ failed=0
 log_dir=build/logs
 mkdir -p "$log_dir"
 
-background_build="" # the configuration being built in the background, if any
-background_pid=""
+background_pid="" # the background builder, if one was started
 
-# Builds configuration $1 in the background at nice 19 (see above).
-start_background_build() {
-  local preset=$1
-  background_build=$preset
-  (cmake --preset "$preset" && nice -n 19 cmake --build --preset "$preset") \
-    >"$log_dir/$preset-background-build.log" 2>&1 &
+# Builds configurations $@ in the background, in order, at nice 19 (see
+# above); leaves build/logs/<preset>-background.done after each.
+start_background_builds() {
+  (
+    for preset in "$@"; do
+      (cmake --preset "$preset" && nice -n 19 cmake --build --preset "$preset") \
+        >"$log_dir/$preset-background-build.log" 2>&1
+      touch "$log_dir/$preset-background.done"
+    done
+  ) &
   background_pid=$!
 }
 
-# Waits for the background build of configuration $1, if it is the one
-# running; its result does not matter (the foreground build repeats a failure).
-finish_background_build() {
-  [[ $background_build == "$1" ]] || return 0
-  wait "$background_pid" || true
-  background_build="" background_pid=""
+# Waits until the background builder is past configuration $1 (or gone); its
+# result does not matter (the foreground build repeats a failure).
+wait_for_background_build() {
+  [[ -n $background_pid ]] || return 0
+  while [[ ! -e $log_dir/$1-background.done ]] && kill -0 "$background_pid" 2>/dev/null; do
+    sleep 1
+  done
 }
 
-# The configuration after $1 in this run, if it has a build worth starting early.
-next_buildable() {
-  local i
-  for ((i = 0; i < ${#configurations[@]} - 1; i++)); do
-    if [[ ${configurations[i]} == "$1" ]]; then
-      case ${configurations[i + 1]} in
-        linux | asan | tsan | fuzz | mingw) echo "${configurations[i + 1]}" ;;
+# The configurations after $1 in this run that have a build worth starting early.
+later_buildable() {
+  local i seen=""
+  for ((i = 0; i < ${#configurations[@]}; i++)); do
+    if [[ -n $seen ]]; then
+      case ${configurations[i]} in
+        linux | asan | tsan | fuzz | mingw) echo "${configurations[i]}" ;;
       esac
-      return 0
     fi
+    [[ ${configurations[i]} == "$1" ]] && seen=yes
   done
 }
 
 run_preset() {
-  local preset=$1 next
-  finish_background_build "$preset"
+  local preset=$1 later
+  wait_for_background_build "$preset"
   cmake --preset "$preset" >"$log_dir/$preset-configure.log" 2>&1 || { tail -30 "$log_dir/$preset-configure.log"; return 1; }
   cmake --build --preset "$preset" >"$log_dir/$preset-build.log" 2>&1 || { grep -E 'error|Error' "$log_dir/$preset-build.log" | head -40; return 1; }
+  if [[ -z $background_pid ]]; then
+    mapfile -t later < <(later_buildable "$preset")
+    rm -f "$log_dir"/*-background.done
+    ((${#later[@]})) && start_background_builds "${later[@]}"
+  fi
   if [[ $preset == mingw ]]; then
+    # A quiet machine for the Wine tests: in the usual order the Windows
+    # build is the builder's last, so this does not wait.
+    [[ -n $background_pid ]] && wait "$background_pid"
     bash scripts/with-wine.sh ctest --preset "$preset"
   else
-    next=$(next_buildable "$preset")
-    [[ -n $next ]] && start_background_build "$next"
     ctest --preset "$preset"
   fi
 }
