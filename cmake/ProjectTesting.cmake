@@ -41,14 +41,20 @@ endfunction()
 
 # A GoogleTest program from SOURCES, linked to LIBS, with every test labelled
 # LABEL. PREFIX goes before each test's name in ctest, for a source built once
-# per stage (its tests would otherwise have the same names twice).
+# per stage (its tests would otherwise have the same names twice). PROCESSORS
+# (default 1) is how many of ctest's parallel slots each test takes: a test
+# that runs a cluster of processes asks for two, so that fewer others run
+# beside it.
 function(iocp_chat_add_gtest name)
-  cmake_parse_arguments(ARG "" "LABEL;PREFIX" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;PREFIX;PROCESSORS" "SOURCES;LIBS" ${ARGN})
+  if(NOT ARG_PROCESSORS)
+    set(ARG_PROCESSORS 1)
+  endif()
   add_executable(${name} ${ARG_SOURCES})
   iocp_chat_configure_test_target(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
   gtest_discover_tests(${name}
     TEST_PREFIX "${ARG_PREFIX}"
     DISCOVERY_TIMEOUT 120
-    PROPERTIES LABELS "${ARG_LABEL}" TIMEOUT 300)
+    PROPERTIES LABELS "${ARG_LABEL}" TIMEOUT 300 PROCESSORS ${ARG_PROCESSORS})
 endfunction()

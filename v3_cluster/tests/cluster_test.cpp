@@ -142,7 +142,10 @@ TEST_F(Cluster, ANodeCutOffAndDeclaredDeadGivesUpTheIdsOthersTookAndKeepsTheRest
 
   // a comes back: it must learn that dora is no longer its own, and may keep ed.
   cluster_->node(0).start(false);
-  ASSERT_TRUE(heard_a.wait_for("back", "", 30s));
+  ASSERT_TRUE(heard_a.wait_for("back", "", 30s))
+      << "NATS node 0 " << (cluster_->node(0).wait_healthy(1s) ? "is healthy" : "is not healthy")
+      << "; its log:\n"
+      << cluster_->node(0).log();
   const std::optional<Recorded> revoked = heard_a.wait_for("revoked", "", 30s);
   ASSERT_TRUE(revoked) << "a kept serving an id that b's client holds";
   EXPECT_EQ(revoked->ids, std::vector<std::string>{"dora"});
