@@ -389,7 +389,7 @@ TEST_F(Server, ANodeCutOffAndDeclaredDeadDropsTheClientWhoseIdWasTakenAndKeepsTh
   // b released a's ids: a client of b takes dora.
   FrameClient new_dora(b.port);
   ASSERT_TRUE(eventually([&] { return new_dora.login("dora") == v2::LoginStatus::ok; }, 20s));
-  ed.send(v2::ChatRequest{"anyone?"});  // a serves its clients locally meanwhile
+  ed.send(v2::ChatRequest{"anyone?"});                      // a serves its clients locally meanwhile
   EXPECT_EQ(next_chat_after_joins(ed).message, "anyone?");  // a may have announced bob late
 
   // a comes back: its dora is no longer its own (closed, USER_LEFT for her on
