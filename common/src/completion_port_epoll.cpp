@@ -108,6 +108,7 @@ class EpollPort final : public CompletionPort {
     std::vector<AcceptOperation*> accepts;
     ReceiveOperation* receive = nullptr;  ///< The pending receive, if any.
     SendOperation* send = nullptr;        ///< The pending send, if any.
+    bool cancelled = false;               ///< cancel() was called: receives take no more data.
   };
 
   Registration& registration_of(const Socket& socket);
@@ -178,6 +179,7 @@ void EpollPort::associate(const Socket& socket, CompletionKey key) {
     const std::lock_guard registration_lock(registration->mutex);
     registration->fd = fd;
     registration->key = key;
+    registration->cancelled = false;
   }
   epoll_event event{};
   event.events = EPOLLONESHOT;
@@ -295,8 +297,24 @@ void EpollPort::start_send(const Socket& socket, SendOperation& operation) {
 
 // [epoll-cancel]
 // CancelIoEx: shutting the socket down makes every pending operation ready;
-// each then fails or reads end-of-stream and completes as usual.
-void EpollPort::cancel(const Socket& socket) { ::shutdown(socket.native(), SHUT_RDWR); }
+// each then fails and completes as usual. A receive
+// ends without taking the bytes still queued, as a cancelled WSARecv does:
+// read after the shutdown, they would leave the queue empty, so that the
+// close sends a FIN, not a reset, while the kernel no longer opens the
+// window for them (it does not after SHUT_RD) — and a peer still sending
+// would wait on a zero window until the kernel gives up on the orphaned
+// socket, a minute later.
+void EpollPort::cancel(const Socket& socket) {
+  {
+    const std::shared_lock lock(table_mutex_);
+    const auto found = table_.find(socket.native());
+    if (found != table_.end()) {
+      const std::lock_guard registration_lock(found->second->mutex);
+      found->second->cancelled = true;
+    }
+  }
+  ::shutdown(socket.native(), SHUT_RDWR);
+}
 // [epoll-cancel]
 
 // closesocket: retire the registration for reuse, then close.
@@ -411,9 +429,13 @@ void EpollPort::on_ready(Registration& registration, std::uint32_t events, std::
     ssize_t received = -1;
     int read_errno = ENOMEM;  // if even the buffer cannot be had: the receive fails, the worker goes on
     std::byte* buffer = nullptr;
-    try {
-      buffer = operation.take_buffer();
-    } catch (const std::bad_alloc&) {
+    if (registration.cancelled) {
+      read_errno = ECANCELED;  // see cancel(): the queued bytes stay unread
+    } else {
+      try {
+        buffer = operation.take_buffer();
+      } catch (const std::bad_alloc&) {
+      }
     }
     if (buffer != nullptr) {
       do {

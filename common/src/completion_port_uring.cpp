@@ -233,6 +233,8 @@ class UringPort final : public CompletionPort {
  private:
   /// Records `operation` as in flight on `socket` and gives it the socket's key.
   void begin(const Socket& socket, Operation& operation) EXCLUDES(table_lock_);
+  /// True once cancel() was called on the socket (and it is not closed yet).
+  bool was_cancelled(NativeSocket socket) EXCLUDES(table_lock_);
   /// Queues the SQE that starts (or restarts) `operation` and hands it to the kernel; never waits.
   void submit(Operation& operation) EXCLUDES(submission_lock_);
   /// Puts a start (`operation`; nullptr: a posted NOP) into a free SQE, or in deferred_ if none is free.
@@ -270,7 +272,12 @@ class UringPort final : public CompletionPort {
 
   CriticalSection table_lock_;  ///< Guards keys_.
   /// Socket → completion key (what CreateIoCompletionPort records).
-  std::unordered_map<NativeSocket, CompletionKey> keys_ GUARDED_BY(table_lock_);
+  /// What the port knows of an associated socket.
+  struct SocketEntry {
+    CompletionKey key = 0;   ///< Returned with each of its completions.
+    bool cancelled = false;  ///< cancel() was called: receives take no more data.
+  };
+  std::unordered_map<NativeSocket, SocketEntry> keys_ GUARDED_BY(table_lock_);
 
   CriticalSection posted_lock_;  ///< Guards posted_.
   /// Posted completions (key, bytes), oldest first; one kPostedTag NOP each.
@@ -325,7 +332,7 @@ UringPort::~UringPort() { io_uring_queue_exit(&ring_); }
 // mode: io_uring never blocks on it either way.
 void UringPort::associate(const Socket& socket, CompletionKey key) {
   const CriticalSectionLock lock(table_lock_);
-  keys_[socket.native()] = key;
+  keys_[socket.native()] = SocketEntry{key, false};
 }
 
 // The start of every operation: the key given at association and the socket
@@ -340,7 +347,7 @@ void UringPort::begin(const Socket& socket, Operation& operation) {
     throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
                             "socket was not associated with the completion port");
   }
-  operation.key_ = found->second;
+  operation.key_ = found->second.key;
   operation.socket_ = socket.native();
 }
 
@@ -481,12 +488,29 @@ bool UringPort::hand_over() {
 }
 
 // CancelIoEx. shutdown(SHUT_RDWR) makes everything the kernel holds for the
-// socket finish: a pending receive reads end-of-stream (0 bytes), a pending
-// send fails (EPIPE), a pending accept on a listener fails (EINVAL). Unlike
+// socket finish: a pending receive's poll fires (and the receive fails with
+// ECANCELED, below), a pending send fails (EPIPE), a pending accept on a
+// listener fails (EINVAL). Unlike
 // an io_uring cancel request it also sticks: an operation started after it,
 // by a worker that did not know yet, finishes at once the same way. (It
 // sends the peer a FIN, which is fine: cancel() is how a connection ends.)
-void UringPort::cancel(const Socket& socket) { ::shutdown(socket.native(), SHUT_RDWR); }
+// A receive then ends without taking the bytes still queued, as a cancelled
+// WSARecv does (read_ready checks the mark): see the epoll backend's
+// cancel() for the stuck peer that reading them would cause.
+void UringPort::cancel(const Socket& socket) {
+  {
+    const CriticalSectionLock lock(table_lock_);
+    const auto found = keys_.find(socket.native());
+    if (found != keys_.end()) found->second.cancelled = true;
+  }
+  ::shutdown(socket.native(), SHUT_RDWR);
+}
+
+bool UringPort::was_cancelled(NativeSocket socket) {
+  const CriticalSectionLock lock(table_lock_);
+  const auto found = keys_.find(socket);
+  return found != keys_.end() && found->second.cancelled;
+}
 
 // closesocket. The key is forgotten *before* the descriptor is closed: once
 // closed, the number can be handed to a new connection at once, and
@@ -693,13 +717,17 @@ std::size_t UringPort::read_ready(std::span<Completion> out) {
         receive.ready_ = false;
         ssize_t received = -1;
         int read_errno = ENOMEM;  // if even the buffer cannot be had: the receive fails
-        try {
-          std::byte* buffer = receive.take_buffer();
-          do {
-            received = ::recv(receive.socket_, buffer, receive.capacity_, MSG_DONTWAIT);
-          } while (received < 0 && errno == EINTR);
-          read_errno = errno;
-        } catch (const std::bad_alloc&) {
+        if (was_cancelled(receive.socket_)) {
+          read_errno = ECANCELED;  // see cancel(): the queued bytes stay unread
+        } else {
+          try {
+            std::byte* buffer = receive.take_buffer();
+            do {
+              received = ::recv(receive.socket_, buffer, receive.capacity_, MSG_DONTWAIT);
+            } while (received < 0 && errno == EINTR);
+            read_errno = errno;
+          } catch (const std::bad_alloc&) {
+          }
         }
         if (received >= 0) {
           completion.bytes = static_cast<std::size_t>(received);

@@ -308,6 +308,31 @@ TEST_P(SocketIoTest, CancelCompletesEveryPendingOperationOnce) {
   port_->close(accepted);
 }
 
+// A cancelled receive takes none of the bytes already queued, as a
+// cancelled WSARecv does. Had it read them after the shutdown, the close
+// would send a FIN instead of a reset, with the window still shut on the
+// peer (the kernel does not reopen it once reading is shut down): a peer
+// that goes on sending would wait on it for a minute. Unread, the bytes
+// make the close a reset, and the peer learns at once. (Found by
+// V1Reliability.StopDuringAFullRateBroadcast…/epoll: one run in ~50, under
+// load, waited 107 s for a flooder's send.)
+TEST_P(SocketIoTest, AReceiveAfterCancelTakesNoneOfTheQueuedBytes) {
+  Socket client;
+  Socket accepted = accept_one(client);
+  const std::vector<std::byte> pattern = make_pattern(16 * 1024, 4);
+  ASSERT_FALSE(send_all(client, pattern));
+  ASSERT_TRUE(wait_readable(accepted, 20000));  // the bytes are queued on the server's side
+
+  port_->cancel(accepted);
+  ReceiveOperation receive;
+  port_->start_receive(accepted, receive);
+  const Completion completion = next_completion();
+  ASSERT_EQ(completion.operation, &receive);
+  EXPECT_TRUE(completion.error) << "a receive after cancel() took " << completion.bytes << " queued bytes";
+  EXPECT_EQ(completion.bytes, 0U);
+  port_->close(accepted);
+}
+
 // [cancel-then-start]
 // The classic CancelIoEx mistake, forced step by step: a server decides what
 // to send under a lock (claim), another thread cancels the connection, and

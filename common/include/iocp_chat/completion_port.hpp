@@ -297,7 +297,10 @@ class CompletionPort {
   /// operation started on it afterwards: CancelIoEx alone reaches only what
   /// is already pending, so every backend also shuts the socket down
   /// (shutdown(SD_BOTH) / SHUT_RDWR), which makes later sends and receives
-  /// fail. Cancelling ends the connection: it is closed next. The caller
+  /// fail. A receive after the cancel takes none of the bytes still queued
+  /// (so that the close resets a peer that is still sending, rather than
+  /// leaving it waiting on a shut window). Cancelling ends the connection:
+  /// it is closed next. The caller
   /// decides that the connection is closing by its own flag, never from
   /// those error codes: Windows reports 995 (or 64), Wine 676 or 10058,
   /// Linux ECANCELED, EPIPE or nothing at all.
