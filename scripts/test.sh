@@ -12,10 +12,11 @@
 #           last, because those commands reuse the trees built above, and
 #           a chapter's ctest selection of a preset whose whole suite
 #           passed above is listed, not run twice: IOCP_CHAT_PASSED_PRESETS)
-# Once the first configuration is built, every later one is built in the
+# From the start, every configuration after the first is built in the
 # background, one after another, at the lowest CPU priority (nice 19): many
-# tests wait on sockets and timers, and that idle CPU shortens the whole run
-# by minutes on 2 cores, while the tests keep the CPU whenever they want it.
+# tests wait on sockets and timers (and a build has its single-threaded
+# moments), and that idle CPU shortens the whole run by minutes on 2 cores,
+# while the tests and the first build keep the CPU whenever they want it.
 # The Windows build is the last of them, so nothing is built while the Wine
 # tests run (typing into a window wants a quiet machine). Each
 # configuration's own configure + build then runs as usual — an up-to-date
@@ -43,7 +44,7 @@ background_pid="" # the background builder, if one was started
 start_background_builds() {
   (
     for preset in "$@"; do
-      (cmake --preset "$preset" && nice -n 19 cmake --build --preset "$preset") \
+      (nice -n 19 cmake --preset "$preset" && nice -n 19 cmake --build --preset "$preset") \
         >"$log_dir/$preset-background-build.log" 2>&1
       touch "$log_dir/$preset-background.done"
     done
@@ -76,13 +77,13 @@ later_buildable() {
 run_preset() {
   local preset=$1 later
   wait_for_background_build "$preset"
-  cmake --preset "$preset" >"$log_dir/$preset-configure.log" 2>&1 || { tail -30 "$log_dir/$preset-configure.log"; return 1; }
-  cmake --build --preset "$preset" >"$log_dir/$preset-build.log" 2>&1 || { grep -E 'error|Error' "$log_dir/$preset-build.log" | head -40; return 1; }
   if [[ -z $background_pid ]]; then
     mapfile -t later < <(later_buildable "$preset")
     rm -f "$log_dir"/*-background.done
     ((${#later[@]})) && start_background_builds "${later[@]}"
   fi
+  cmake --preset "$preset" >"$log_dir/$preset-configure.log" 2>&1 || { tail -30 "$log_dir/$preset-configure.log"; return 1; }
+  cmake --build --preset "$preset" >"$log_dir/$preset-build.log" 2>&1 || { grep -E 'error|Error' "$log_dir/$preset-build.log" | head -40; return 1; }
   if [[ $preset == mingw ]]; then
     # A quiet machine for the Wine tests: in the usual order the Windows
     # build is the builder's last, so this does not wait.
