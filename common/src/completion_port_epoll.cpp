@@ -297,13 +297,12 @@ void EpollPort::start_send(const Socket& socket, SendOperation& operation) {
 
 // [epoll-cancel]
 // CancelIoEx: shutting the socket down makes every pending operation ready;
-// each then fails and completes as usual. A receive
-// ends without taking the bytes still queued, as a cancelled WSARecv does:
-// read after the shutdown, they would leave the queue empty, so that the
-// close sends a FIN, not a reset, while the kernel no longer opens the
-// window for them (it does not after SHUT_RD) — and a peer still sending
-// would wait on a zero window until the kernel gives up on the orphaned
-// socket, a minute later.
+// each then fails and completes as usual. A receive ends without taking the
+// bytes still queued, as a cancelled WSARecv does: read after the shutdown,
+// they would leave the queue empty, so that the close sends a FIN, not a
+// reset, while the kernel no longer opens the window for them (it does not
+// after SHUT_RD) — and a peer still sending would wait on a zero window
+// until the kernel gives up on the orphaned socket, a minute later.
 void EpollPort::cancel(const Socket& socket) {
   {
     const std::shared_lock lock(table_mutex_);

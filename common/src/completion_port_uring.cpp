@@ -271,12 +271,12 @@ class UringPort final : public CompletionPort {
   TimedLock reaper_lock_;
 
   CriticalSection table_lock_;  ///< Guards keys_.
-  /// Socket → completion key (what CreateIoCompletionPort records).
   /// What the port knows of an associated socket.
   struct SocketEntry {
     CompletionKey key = 0;   ///< Returned with each of its completions.
     bool cancelled = false;  ///< cancel() was called: receives take no more data.
   };
+  /// Socket → its key (what CreateIoCompletionPort records) and cancel mark.
   std::unordered_map<NativeSocket, SocketEntry> keys_ GUARDED_BY(table_lock_);
 
   CriticalSection posted_lock_;  ///< Guards posted_.
@@ -488,15 +488,15 @@ bool UringPort::hand_over() {
 }
 
 // CancelIoEx. shutdown(SHUT_RDWR) makes everything the kernel holds for the
-// socket finish: a pending receive's poll fires (and the receive fails with
-// ECANCELED, below), a pending send fails (EPIPE), a pending accept on a
-// listener fails (EINVAL). Unlike
-// an io_uring cancel request it also sticks: an operation started after it,
-// by a worker that did not know yet, finishes at once the same way. (It
-// sends the peer a FIN, which is fine: cancel() is how a connection ends.)
-// A receive then ends without taking the bytes still queued, as a cancelled
-// WSARecv does (read_ready checks the mark): see the epoll backend's
-// cancel() for the stuck peer that reading them would cause.
+// socket finish: a pending receive's poll fires (and the receive then fails
+// with ECANCELED), a pending send fails (EPIPE), a pending accept on a
+// listener fails (EINVAL). Unlike an io_uring cancel request it also
+// sticks: an operation started after it, by a worker that did not know yet,
+// finishes at once the same way. (It sends the peer a FIN, which is fine:
+// cancel() is how a connection ends.) A receive ends without taking the
+// bytes still queued, as a cancelled WSARecv does (read_ready checks the
+// mark): see the epoll backend's cancel() for the stuck peer that reading
+// them would cause.
 void UringPort::cancel(const Socket& socket) {
   {
     const CriticalSectionLock lock(table_lock_);
