@@ -673,8 +673,9 @@ void ServerCore::set_answer_owed(Connection& connection, bool owed) {
   {
     const CriticalSectionLock lock(connection.lock);
     connection.answer_owed = owed;
-    if (!owed && connection.peer_done && connection.phase == Phase::open)
-      begin_leaving_locked(connection, "client closed the connection", nullptr);
+    if (!owed && connection.peer_done && connection.phase == Phase::open) {
+      on_end_of_stream_locked(connection);  // the FIN that waited for the answer
+    }
     after = settle_locked(connection);
   }
   settle(connection, std::move(after));
