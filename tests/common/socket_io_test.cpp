@@ -65,6 +65,17 @@ class SocketIoTest : public PortTest {
     return accepted;
   }
 
+  /// The peer closes; `receive`, waiting on `accepted`, reports its FIN as 0
+  /// bytes with no error. Then `accepted` is closed.
+  void expect_fin_when_peer_closes(Socket& client, Socket& accepted, ReceiveOperation& receive) {
+    client.close();
+    const Completion end = next_completion();
+    EXPECT_EQ(end.operation, &receive);
+    EXPECT_FALSE(end.error) << end.error.message();
+    EXPECT_EQ(end.bytes, 0U);
+    port_->close(accepted);
+  }
+
   Socket listener_;
 };
 
@@ -166,12 +177,7 @@ TEST_P(SocketIoTest, PeerCloseCompletesAReceiveWithZeroBytes) {
   Socket accepted = accept_one(client);
   ReceiveOperation receive;
   port_->start_receive(accepted, receive);
-  client.close();
-  const Completion completion = next_completion();
-  EXPECT_EQ(completion.operation, &receive);
-  EXPECT_FALSE(completion.error) << completion.error.message();
-  EXPECT_EQ(completion.bytes, 0U);
-  port_->close(accepted);
+  expect_fin_when_peer_closes(client, accepted, receive);
 }
 
 // [idle-receive-test]
@@ -207,13 +213,7 @@ TEST_P(SocketIoTest, AnIdleReceiveHoldsNoBufferAndLateDataArrivesWhole) {
   }
   EXPECT_TRUE(received == pattern);
   EXPECT_EQ(pool.lent(), lent_before) << "the receive waiting again still holds a buffer";
-
-  client.close();
-  const Completion end = next_completion();
-  EXPECT_EQ(end.operation, &receive);
-  EXPECT_FALSE(end.error) << end.error.message();
-  EXPECT_EQ(end.bytes, 0U);
-  port_->close(accepted);
+  expect_fin_when_peer_closes(client, accepted, receive);
 }
 
 // Many quiet connections, each with a receive waiting: the pool lends nothing.
