@@ -278,6 +278,9 @@ class UringPort final : public CompletionPort {
   };
   /// Socket → its key (what CreateIoCompletionPort records) and cancel mark.
   std::unordered_map<NativeSocket, SocketEntry> keys_ GUARDED_BY(table_lock_);
+  /// How many entries of keys_ are marked cancelled: while none is, a
+  /// receive needs no look at the table (the busy server's usual case).
+  std::atomic<std::size_t> cancelled_sockets_{0};
 
   CriticalSection posted_lock_;  ///< Guards posted_.
   /// Posted completions (key, bytes), oldest first; one kPostedTag NOP each.
@@ -332,7 +335,10 @@ UringPort::~UringPort() { io_uring_queue_exit(&ring_); }
 // mode: io_uring never blocks on it either way.
 void UringPort::associate(const Socket& socket, CompletionKey key) {
   const CriticalSectionLock lock(table_lock_);
-  keys_[socket.native()] = SocketEntry{key, false};
+  SocketEntry& entry = keys_[socket.native()];
+  if (entry.cancelled)
+    cancelled_sockets_.fetch_sub(1, std::memory_order_relaxed);  // a number reused unclosed
+  entry = SocketEntry{key, false};
 }
 
 // The start of every operation: the key given at association and the socket
@@ -501,12 +507,16 @@ void UringPort::cancel(const Socket& socket) {
   {
     const CriticalSectionLock lock(table_lock_);
     const auto found = keys_.find(socket.native());
-    if (found != keys_.end()) found->second.cancelled = true;
+    if (found != keys_.end() && !found->second.cancelled) {
+      found->second.cancelled = true;
+      cancelled_sockets_.fetch_add(1, std::memory_order_release);
+    }
   }
-  ::shutdown(socket.native(), SHUT_RDWR);
+  ::shutdown(socket.native(), SHUT_RDWR);  // after the mark: the poll it wakes finds it
 }
 
 bool UringPort::was_cancelled(NativeSocket socket) {
+  if (cancelled_sockets_.load(std::memory_order_acquire) == 0) return false;
   const CriticalSectionLock lock(table_lock_);
   const auto found = keys_.find(socket);
   return found != keys_.end() && found->second.cancelled;
@@ -519,7 +529,11 @@ void UringPort::close(Socket& socket) {
   if (!socket.is_open()) return;
   {
     const CriticalSectionLock lock(table_lock_);
-    keys_.erase(socket.native());
+    const auto found = keys_.find(socket.native());
+    if (found != keys_.end()) {
+      if (found->second.cancelled) cancelled_sockets_.fetch_sub(1, std::memory_order_relaxed);
+      keys_.erase(found);
+    }
   }
   socket.close();
 }
