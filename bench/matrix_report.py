@@ -126,9 +126,10 @@ def matrix(out):
     lines = [
         "# chat_bench matrix",
         "",
-        "%s; %s s warm-up + %s s measured per run; 1 publisher; rate mode offers %s deliveries/s;"
+        "%s; %s s warm-up + %s s measured per run; 1 publisher; max mode keeps %s messages in flight;"
+        " rate mode offers %s deliveries/s;"
         % (config.get("machine", "?"), config.get("warmup", "?"), config.get("duration", "?"),
-           config.get("rate", "?")),
+           config.get("window", 64), config.get("rate", "?")),
         "rounds interleaved (round 1 of every N, mode and server, then round 2, ...).",
         "Each cell: the median over its runs, with the lowest and highest run in brackets. Latencies",
         "in µs from the (scheduled) send time; bench % and server % = CPU of chat_bench and of the",
@@ -260,7 +261,7 @@ set xlabel 'clients N'
 set xrange [%(xmin)g:%(xmax)g]
 set xtics (%(xtics)s)
 set output 'delivered.svg'
-set title 'Fan-out throughput, window mode (1 publisher, window 64)'
+set title 'Fan-out throughput, window mode (1 publisher, window %(window)s)'
 set ylabel 'delivered messages/s (median)'
 set yrange [0:*]
 set format y '%%.1s%%c'
@@ -272,7 +273,7 @@ set autoscale y
 set logscale y
 set format y '%%g'
 plot for [i=2:%(columns)d] 'latency_p99.dat' using 1:i with linespoints lw 2 title columnheader(i)
-""" % {"columns": columns, "rate": config.get("rate", "?"),
+""" % {"columns": columns, "rate": config.get("rate", "?"), "window": config.get("window", 64),
        "xmin": min(sizes) / 1.5, "xmax": max(sizes) * 1.5,
        "xtics": ", ".join("'%d' %d" % (s, s) for s in sizes)}
     with open(os.path.join(out, "plots.gp"), "w", encoding="utf-8") as file:

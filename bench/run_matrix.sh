@@ -13,7 +13,9 @@
 #   redis  redis-server --save '' --appendonly no
 #          --client-output-buffer-limit 'pubsub 8mb 8mb 0'  (our 8 MiB bound)
 #   nats   nats-server with its defaults
-# Modes: max = window mode (as fast as a window of 64 allows);
+# Modes: max = window mode (as fast as a window of --window messages allows;
+#              256 by default: with 64, redis-server at N = 1000 idled a fifth
+#              of its one core waiting for round trips, so "max" was not);
 #        rate = a fixed --rate deliveries/s, latency from the scheduled time.
 # Rounds are interleaved: round 1 of every cell, then round 2 ... (loops run ->
 # N -> mode -> server, servers innermost), so a change in the machine's load
@@ -49,6 +51,7 @@ runs=5
 duration=3
 warmup=1
 rate=50000
+window=256
 matrix=1
 idle_memory=0
 idle_clients=10000
@@ -70,6 +73,7 @@ usage: bench/run_matrix.sh [options]
   --duration S         measured seconds per run (default 3)
   --warmup S           warm-up seconds per run (default 1)
   --rate R             deliveries/s offered in rate mode (default 50000)
+  --window W           messages in flight in max mode (default 256)
   --quick              a short try: --clients "10 100" --runs 1 --duration 2
   --idle-memory        also measure server RSS per idle joined connection -> idle_memory.md
   --idle-only          only the idle-memory step
@@ -96,6 +100,7 @@ while (($#)); do
     --duration) duration=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
+    --window) window=$2; shift 2 ;;
     --quick) clients="10 100"; runs=1; duration=2; shift ;;
     --idle-memory) idle_memory=1; shift ;;
     --idle-only) idle_memory=1; matrix=0; shift ;;
@@ -111,7 +116,7 @@ die() {
   echo "run_matrix: $*" >&2
   exit 2
 }
-for number in "$runs" "$duration" "$warmup" "$rate" "$idle_clients" "$other_cpu_limit" $clients; do
+for number in "$runs" "$duration" "$warmup" "$rate" "$window" "$idle_clients" "$other_cpu_limit" $clients; do
   [[ $number =~ ^[0-9]+$ ]] || die "not a number: '$number'"
 done
 for mode in $modes; do [[ $mode == max || $mode == rate ]] || die "unknown mode '$mode' (max, rate)"; done
@@ -160,8 +165,8 @@ if [[ $(ulimit -Sn) != unlimited ]] && (($(ulimit -Sn) < wanted)); then ulimit -
 mkdir -p "$out/runs"
 out=$(cd "$out" && pwd)
 machine="$(nproc)-core $(uname -m), Linux $(uname -r)"
-printf '{"machine": "%s", "duration": %s, "warmup": %s, "rate": %s, "runs": %s, "build": "%s", "other_cpu_limit": %s}\n' \
-  "$machine" "$duration" "$warmup" "$rate" "$runs" "$build" "$other_cpu_limit" >"$out/config.json"
+printf '{"machine": "%s", "duration": %s, "warmup": %s, "rate": %s, "window": %s, "runs": %s, "build": "%s", "other_cpu_limit": %s}\n' \
+  "$machine" "$duration" "$warmup" "$rate" "$window" "$runs" "$build" "$other_cpu_limit" >"$out/config.json"
 
 # --- servers ------------------------------------------------------------------
 server_pid=""
@@ -232,8 +237,8 @@ protocol_of() {  # NAME -> chat_bench --protocol
 # own, and its waited-for children's (cutime + cstime: chat_bench, through
 # timeout). Builtins only: a fork here would count as a child.
 cpu_sample() {
-  local label user nice system _idle _iowait _irq _softirq steal _rest stat fields
-  read -r label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
+  local _label user nice system _idle _iowait _irq _softirq steal _rest stat fields
+  read -r _label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
   local server=0 shell=0 children=0
   if [[ -r /proc/$1/stat ]] && read -r stat <"/proc/$1/stat"; then
     read -r -a fields <<<"${stat##*) }"  # fields[0] is field 3 of proc(5)
@@ -296,7 +301,7 @@ if ((matrix)); then
           if start_server "$server" "$out/runs/$id.server.log" $((n + 100 > 10000 ? n + 100 : 10000)); then
             args=(--port "$server_port" --protocol "$(protocol_of "$server")" --clients "$n" --publishers 1
               --warmup "$warmup" --duration "$duration" --server-pid "$server_pid" --json "$json")
-            [[ $mode == rate ]] && args+=(--rate "$rate")
+            if [[ $mode == rate ]]; then args+=(--rate "$rate"); else args+=(--window "$window"); fi
             cpu_sample "$server_pid"
             cpu_before=$cpu_now
             timeout $((warmup + duration + 120)) "$chat_bench" "${args[@]}" >"$out/runs/$id.txt" 2>&1 || code=$?
