@@ -131,7 +131,8 @@ constexpr std::array<std::uint8_t, 256> kHexValue = [] {
   std::array<std::uint8_t, 256> table{};
   table.fill(0x10);
   for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
+  for (int c = 'a'; c <= 'f'; ++c)
+    table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
   return table;
 }();
 /// kHexValue's mark for a byte that is not a hex digit (a bit no digit has).
@@ -811,11 +812,11 @@ class ReceiverThread final : private Events {
   /// clock read per read() rather than per message is cheaper, and truer too — time
   /// spent decoding the earlier messages of a buffer is not the server's.
   std::uint64_t received_at_ = 0;
-  std::vector<PairState> pairs_;                  ///< [row * P + publisher].
-  Histogram histogram_;                           ///< Latencies of measured messages.
-  std::uint64_t measured_ = 0;                    ///< Measured messages received.
-  std::uint64_t batch_deliveries_ = 0;            ///< Added to shared_.deliveries per batch.
-  std::thread thread_;                            ///< Runs run().
+  std::vector<PairState> pairs_;        ///< [row * P + publisher].
+  Histogram histogram_;                 ///< Latencies of measured messages.
+  std::uint64_t measured_ = 0;          ///< Measured messages received.
+  std::uint64_t batch_deliveries_ = 0;  ///< Added to shared_.deliveries per batch.
+  std::thread thread_;                  ///< Runs run().
 };
 
 /// One publisher's sending state.
