@@ -65,6 +65,7 @@ usage: bench/run_matrix.sh [options]
                        (default build/linux; this script builds nothing)
   --out DIR            where results go (default build/bench-matrix)
   --servers "LIST"     from: v1-uring v1-epoll v2-uring v2-epoll fanout redis nats (default: all);
+                       our servers may end in -tN for N worker threads (v2-uring-t1)
                        fanout = bench/fanout_server, the loopback ceiling (target fanout_server)
   --clients "LIST"     N values (default "10 100 1000")
   --modes "LIST"       max and/or rate (default "max rate")
@@ -85,7 +86,7 @@ usage: bench/run_matrix.sh [options]
 The summary gives each cell's median with its lowest and highest run, bench and
 server CPU, server CPU seconds per million deliveries, the flagged runs, and the
 ratio to redis-server computed round by round (median and spread of the quotients).
-The default matrix (7 servers x 3 N x 2 modes x 5 runs) takes about 25 minutes.
+The default matrix (7 servers x 3 N x 2 modes x 5 runs) takes about 20 minutes.
 EOF
 }
 
@@ -141,12 +142,12 @@ if ((idle_memory)); then all_servers="$all_servers $idle_servers"; fi
 need_built "$chat_bench" chat_bench
 for server in $all_servers; do
   case $server in
-    v1-uring | v1-epoll) need_built "$v1_server" v1_server ;;
-    v2-uring | v2-epoll) need_built "$v2_server" v2_server ;;
+    v1-uring | v1-epoll | v1-uring-t[0-9]* | v1-epoll-t[0-9]*) need_built "$v1_server" v1_server ;;
+    v2-uring | v2-epoll | v2-uring-t[0-9]* | v2-epoll-t[0-9]*) need_built "$v2_server" v2_server ;;
     fanout) need_built "$fanout_server" fanout_server ;;
     redis) need_installed "$redis_server" redis-server ;;
     nats) need_installed "$nats_server" nats-server ;;
-    *) die "unknown server '$server' (v1-uring v1-epoll v2-uring v2-epoll fanout redis nats)" ;;
+    *) die "unknown server '$server' (v1-uring v1-epoll v2-uring v2-epoll, each optionally with -tN, fanout redis nats)" ;;
   esac
 done
 command -v python3 >/dev/null || die "python3 is missing (sudo apt-get install python3)"
@@ -185,6 +186,16 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# set_backend_args uring|epoll[-tN]: sets backend_args to our servers' --backend,
+# and --threads N for a name such as v2-uring-t1 (one worker, not the default pool).
+set_backend_args() {
+  if [[ $1 == *-t* ]]; then
+    backend_args=(--backend "${1%-t*}" --threads "${1##*-t}")
+  else
+    backend_args=(--backend "$1")
+  fi
+}
+
 # start_server NAME LOG MAX_CLIENTS: starts NAME on a free port, waits for its
 # "ready" line; sets server_pid and server_port. Three tries (a port may be
 # taken between the look and the bind).
@@ -195,11 +206,13 @@ start_server() {
     server_port=$(free_port)
     case $name in
       v1-*)
-        "$v1_server" --port "$server_port" --bind 127.0.0.1 --backend "${name#v1-}" \
+        set_backend_args "${name#v1-}"
+        "$v1_server" --port "$server_port" --bind 127.0.0.1 "${backend_args[@]}" \
           --max-clients "$max_clients" >>"$log" 2>&1 &
         ready="listening on 127.0.0.1:$server_port" ;;
       v2-*)
-        "$v2_server" --port "$server_port" --bind 127.0.0.1 --backend "${name#v2-}" \
+        set_backend_args "${name#v2-}"
+        "$v2_server" --port "$server_port" --bind 127.0.0.1 "${backend_args[@]}" \
           --max-clients "$max_clients" >>"$log" 2>&1 &
         ready="listening on 127.0.0.1:$server_port" ;;
       fanout)
