@@ -14,7 +14,12 @@
 // chat_bench --protocol v2 with its clients spread over both nodes' ports.
 // Without nats-server that test is skipped (exit 77), not failed: ver.3 is
 // optional, and its own tests say what is missing.
-// Usage: bench_smoke SERVER CHAT_BENCH PROTOCOL [chat_bench options...]
+// The tool's own checks are tested the same way: bench's fanout_server can
+// lose or garble one message on purpose (--lose-record, --garble-record), and
+// with --expect-failure TEXT the test passes only if chat_bench then exits 1
+// and says TEXT — a checker that cannot fail would pass every server.
+// Usage: bench_smoke SERVER CHAT_BENCH PROTOCOL [--server-option ARG]... [--expect-failure TEXT]
+//                    [chat_bench options...]
 //        (PROTOCOL v1 or v2: SERVER is ours — or bench's fanout_server, which
 //        speaks v1 —; redis or nats: SERVER is redis-server or nats-server)
 //        bench_smoke V3_SERVER CHAT_BENCH v3 NATS_SERVER [chat_bench options...]
@@ -82,6 +87,21 @@ StartedServer start_outside_server(const std::string& program, const std::string
 
 /// Exit code that CTest reads as "skipped" (SKIP_RETURN_CODE).
 constexpr int kSkipped = 77;
+
+/// Runs chat_bench with `arguments`; passes (0) if it exits 1 and says `failure`.
+int check_chat_bench_fails(const std::string& chat_bench, const std::vector<std::string>& arguments,
+                           const std::string& failure) {
+  using namespace std::chrono_literals;
+  const auto result = iocp_chat::test::run_process(chat_bench, arguments, 60s);
+  std::printf("%s%s", result.output.c_str(), result.errors.c_str());
+  if (result.timed_out || result.exit_code != 1 || result.errors.find(failure) == std::string::npos) {
+    std::fprintf(stderr, "bench_smoke: expected chat_bench to exit 1 saying \"%s\"; it exited %d%s\n",
+                 failure.c_str(), result.exit_code, result.timed_out ? " (timed out)" : "");
+    return 1;
+  }
+  std::printf("bench_smoke: passed (chat_bench noticed the fault)\n");
+  return 0;
+}
 
 /// Runs chat_bench with `arguments`; passes (0) if it exits 0 and its JSON file reports deliveries.
 int check_chat_bench(const std::string& chat_bench, const std::vector<std::string>& arguments,
@@ -203,7 +223,9 @@ int run_cluster(const std::string& v3_server, const std::string& chat_bench, con
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: bench_smoke SERVER CHAT_BENCH PROTOCOL [chat_bench options...]\n");
+    std::fprintf(stderr,
+                 "usage: bench_smoke SERVER CHAT_BENCH PROTOCOL [--server-option ARG]... "
+                 "[--expect-failure TEXT] [chat_bench options...]\n");
     return 2;
   }
   using namespace std::chrono_literals;
@@ -227,9 +249,23 @@ int main(int argc, char** argv) {
                  package, program.c_str(), package);
     return 1;
   }
+  // bench_smoke's own options come first; the rest go to chat_bench.
+  std::vector<std::string> server_options;
+  std::string expected_failure;
+  int first = 4;
+  for (; first + 1 < argc; first += 2) {
+    const std::string option = argv[first];
+    if (option == "--server-option") {
+      server_options.emplace_back(argv[first + 1]);
+    } else if (option == "--expect-failure") {
+      expected_failure = argv[first + 1];
+    } else {
+      break;
+    }
+  }
   iocp_chat::NetworkSession network;
   auto server = outside ? start_outside_server(program, protocol, 10s)
-                        : iocp_chat::test::start_server(program, {}, 10s);
+                        : iocp_chat::test::start_server(program, server_options, 10s);
   if (!server.process) {
     std::fprintf(stderr, "bench_smoke: the server did not start: %s\n", server.log.c_str());
     return 1;
@@ -238,8 +274,9 @@ int main(int argc, char** argv) {
   const std::string json =
       "bench_smoke_" + protocol + "_" + program.substr(program.find_last_of("/\\") + 1) + ".json";
   std::vector<std::string> arguments = {"--port", server.port, "--protocol", protocol, "--json", json};
-  for (int i = 4; i < argc; ++i) arguments.emplace_back(argv[i]);
-  const int code = check_chat_bench(argv[2], arguments, json);
+  for (int i = first; i < argc; ++i) arguments.emplace_back(argv[i]);
+  const int code = expected_failure.empty() ? check_chat_bench(argv[2], arguments, json)
+                                            : check_chat_bench_fails(argv[2], arguments, expected_failure);
   server.process->terminate();
   server.process->wait(10s);
   return code;

@@ -23,6 +23,11 @@
 // with more than kMaxOutputBytes unsent is dropped, so a reader that stops
 // cannot make it eat memory. Linux only; SIGTERM or Ctrl+C end it at once.
 //
+// Two faults can be switched on, to test the tester: --lose-record K delivers
+// the K-th 32-byte record to nobody, --garble-record K spoils its first byte;
+// chat_bench must then report the loss or the garbled message and exit 1
+// (the ctest cases bench.chat_bench_notices_*).
+//
 // Run: fanout_server --port 42010 &
 //      chat_bench --port 42010 --protocol v1 --clients 100 --server-pid $!
 #include <arpa/inet.h>
@@ -68,11 +73,19 @@ struct Client {
   std::size_t pending() const { return output.size() - sent; }
 };
 
+/// Faults to inject, to prove that chat_bench notices them (its checks must be able to
+/// fail). Record k is stream bytes [32k, 32k + 32) of everything the clients sent, in
+/// arrival order: with one sender (chat_bench --protocol v1), its k-th message.
+struct Faults {
+  std::uint64_t lose_record = 0;    ///< Deliver record k-1 to nobody (0 = no fault).
+  std::uint64_t garble_record = 0;  ///< Overwrite the first byte of record k-1 (0 = no fault).
+};
+
 /// The server: listener, epoll set, clients, and the batch of one iteration.
 class FanoutServer {
  public:
   /// Listens on address:port (port 0 = any free port) and prints the ready line.
-  FanoutServer(const std::string& address, std::uint16_t port);
+  FanoutServer(const std::string& address, std::uint16_t port, Faults faults);
   /// Closes every socket.
   ~FanoutServer();
   FanoutServer(const FanoutServer&) = delete;
@@ -92,14 +105,18 @@ class FanoutServer {
   void flush(Client& client);
   /// Removes the clients marked closed.
   void sweep();
+  /// Applies faults_ to batch_, which holds stream bytes [bytes_in_, bytes_in_ + size).
+  void inject_faults();
 
   int listener_ = -1;                             ///< The listening socket (epoll data.ptr = nullptr).
   int epoll_ = -1;                                ///< The epoll set.
   std::vector<std::unique_ptr<Client>> clients_;  ///< Every open client (epoll data.ptr = the Client).
   std::vector<char> batch_;                       ///< What every ready client sent in this iteration.
+  Faults faults_;                                 ///< Faults to inject (none by default).
+  std::uint64_t bytes_in_ = 0;                    ///< Stream bytes received before batch_.
 };
 
-FanoutServer::FanoutServer(const std::string& address, std::uint16_t port) {
+FanoutServer::FanoutServer(const std::string& address, std::uint16_t port, Faults faults) : faults_(faults) {
   listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listener_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
   const int one = 1;
@@ -152,6 +169,7 @@ int FanoutServer::run() {
       if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) read_from(*client);
       if ((what & EPOLLOUT) != 0) writable = true;
     }
+    if (faults_.lose_record != 0 || faults_.garble_record != 0) inject_faults();
     if (!batch_.empty()) broadcast_batch();
     // Once per iteration, every client with unsent bytes: one send each.
     if (!batch_.empty() || writable) {
@@ -238,6 +256,25 @@ void FanoutServer::flush(Client& client) {
   }
 }
 
+void FanoutServer::inject_faults() {
+  constexpr std::uint64_t kRecord = 32;  // chat_bench's message size
+  const std::uint64_t begin = bytes_in_;
+  const std::uint64_t end = begin + batch_.size();
+  bytes_in_ = end;
+  if (faults_.garble_record != 0) {
+    const std::uint64_t at = (faults_.garble_record - 1) * kRecord;
+    if (at >= begin && at < end) batch_[at - begin] = '!';
+  }
+  if (faults_.lose_record != 0) {
+    // The part of the record inside this batch (a record may span two batches).
+    const std::uint64_t from = std::max(begin, (faults_.lose_record - 1) * kRecord);
+    const std::uint64_t to = std::min(end, faults_.lose_record * kRecord);
+    if (from < to)
+      batch_.erase(batch_.begin() + static_cast<std::ptrdiff_t>(from - begin),
+                   batch_.begin() + static_cast<std::ptrdiff_t>(to - begin));
+  }
+}
+
 void FanoutServer::sweep() {
   const auto gone = std::remove_if(clients_.begin(), clients_.end(), [](const std::unique_ptr<Client>& c) {
     if (!c->closed) return false;
@@ -260,6 +297,14 @@ int main(int argc, char** argv) {
       "Example: fanout_server --port 42010 &  chat_bench --port 42010 --protocol v1 --clients 100");
   options.number("--port", "TCP port to listen on (default 42010; 0 = any free port)", port, 0, 65535);
   options.text("--bind", "ADDRESS", "IPv4 address to listen on (default 127.0.0.1)", address);
+  Faults faults;
+  options.number("--lose-record",
+                 "a fault, to test chat_bench: deliver the K-th 32-byte record to nobody (default 0 = none)",
+                 faults.lose_record, 0, std::uint64_t{1} << 40);
+  options.number(
+      "--garble-record",
+      "a fault, to test chat_bench: overwrite the first byte of the K-th record (default 0 = none)",
+      faults.garble_record, 0, std::uint64_t{1} << 40);
   switch (options.parse(argc, argv)) {
     case iocp_chat::ParseOutcome::help:
       return 0;
@@ -269,7 +314,7 @@ int main(int argc, char** argv) {
       break;
   }
   try {
-    FanoutServer server(address, static_cast<std::uint16_t>(port));
+    FanoutServer server(address, static_cast<std::uint16_t>(port), faults);
     return server.run();
   } catch (const std::exception& error) {
     std::fprintf(stderr, "fanout_server: %s\n", error.what());
