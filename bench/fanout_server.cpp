@@ -74,11 +74,11 @@ struct Client {
 };
 
 /// Faults to inject, to prove that chat_bench notices them (its checks must be able to
-/// fail). Record k is stream bytes [32k, 32k + 32) of everything the clients sent, in
-/// arrival order: with one sender (chat_bench --protocol v1), its k-th message.
+/// fail). Record K (counted from 1) is stream bytes [32(K-1), 32K) of everything the
+/// clients sent, in arrival order: with one sender (chat_bench --protocol v1), its K-th message.
 struct Faults {
-  std::uint64_t lose_record = 0;    ///< Deliver record k-1 to nobody (0 = no fault).
-  std::uint64_t garble_record = 0;  ///< Overwrite the first byte of record k-1 (0 = no fault).
+  std::uint64_t lose_record = 0;    ///< K: deliver record K to nobody (0 = no fault).
+  std::uint64_t garble_record = 0;  ///< K: overwrite the first byte of record K (0 = no fault).
 };
 
 /// The server: listener, epoll set, clients, and the batch of one iteration.
