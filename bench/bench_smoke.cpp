@@ -270,9 +270,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_smoke: the server did not start: %s\n", server.log.c_str());
     return 1;
   }
-  // Named after the server too: two tests of one protocol (v1_server, fanout_server) may run at once.
-  const std::string json =
-      "bench_smoke_" + protocol + "_" + program.substr(program.find_last_of("/\\") + 1) + ".json";
+  // Named after the server too: two tests of one protocol (v1_server, fanout_server) may run at once,
+  // and a fault test (which never reads its file) must not overwrite the passing test's.
+  const std::string json = "bench_smoke_" + protocol + "_" + program.substr(program.find_last_of("/\\") + 1) +
+                           (expected_failure.empty() ? "" : "_fault") + ".json";
   std::vector<std::string> arguments = {"--port", server.port, "--protocol", protocol, "--json", json};
   for (int i = first; i < argc; ++i) arguments.emplace_back(argv[i]);
   const int code = expected_failure.empty() ? check_chat_bench(argv[2], arguments, json)
