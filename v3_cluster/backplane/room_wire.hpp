@@ -36,7 +36,7 @@
 // receiver also notices when the tail of a stream was lost. A receiver that
 // sees the numbers of one node go up by one knows it missed nothing from
 // it, and since every client's messages leave through its node's stream,
-// that is also the per-sender order of PROTOCOL.md.
+// that is also the per-sender order of docs/protocol.md (ver.3).
 #pragma once
 
 #include <cstddef>

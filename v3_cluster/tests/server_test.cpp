@@ -4,7 +4,7 @@
 // temporary directory), and FrameClients speaking ver.2 over real sockets.
 //
 // Test idea: a ver.2 client must not tell a ver.3 node from a ver.2 server
-// (PROTOCOL.md, ver.3), so ver.2's session rules are checked against one
+// (docs/protocol.md, ver.3), so ver.2's session rules are checked against one
 // node; then what only a cluster can break — chat and presence across nodes,
 // one sender's order, two logins racing for one id on two nodes, a node
 // killed with SIGKILL, NATS stopped and restarted (TRY_LATER) — each with
@@ -287,7 +287,7 @@ TEST_F(Server, AKilledNodesClientsLeaveWithinTheBoundAndTheirIdsAreFree) {
   const auto reported = std::chrono::steady_clock::now() - killed;
   std::sort(gone.begin(), gone.end());
   EXPECT_EQ(gone, (std::vector<std::string>{"ben", "bob"}));
-  EXPECT_LE(reported, 5s);  // PROTOCOL.md, ver.3: the default bound
+  EXPECT_LE(reported, 5s);  // docs/protocol.md, ver.3: the default bound
 
   // The ids log in again (their release by node a follows the report at once).
   FrameClient bob_again(a.port);
