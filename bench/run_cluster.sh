@@ -306,7 +306,7 @@ start_configuration() {
 # children's (chat_bench, through timeout); in tenths of a percent of one core.
 cpu_sample() {
   local label user nice system _idle _iowait _irq _softirq steal _rest stat fields pid
-  read -r label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
+  read -r _label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
   local server=0 shell=0 children=0
   for pid in $1; do
     if [[ -r /proc/$pid/stat ]] && read -r stat <"/proc/$pid/stat"; then

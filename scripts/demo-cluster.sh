@@ -135,22 +135,26 @@ done
 # One client per node; each logs in after the one before, then says hello
 # (--delay counts from its own login). --expect N: the client leaves once it
 # has shown N lines. alice: bob and dora joining, three hellos, dora leaving
-# (6); bob: dora joining, three hellos, dora leaving (5). dora stays until
+# (6); bob: dora joining, three hellos, dora and alice leaving, in either
+# order (6). bob waits for alice's departure because each node notices
+# node c's death on its own clock: had bob left after "dora left", node b
+# (which may notice first) could announce "bob left" to alice before node a
+# tells her "dora left", and that would be her sixth line. dora stays until
 # her node dies.
 step "alice (node a), bob (node b) and dora (node c) log in and say hello"
+declare -A client_pid
 start_client() {  # start_client NAME NODE EXPECT LINE
   "$client" --port "${node_port[$2]}" --id "$1" --delay 1500 --send "$4" \
     --expect "$3" --timeout 30000 >"$work/$1.out" 2>"$work/$1.err" &
   pids+=("$!")
-  declare -g "client_pid_$1=$!"
+  client_pid[$1]=$!
   wait_for "$work/$1.err" "logged in as $1" 10 "$!" || { cat "$work/$1.err" >&2; fail "$1 could not log in"; }
 }
 start_client alice a 6 "hi, alice here, on node a"
-start_client bob b 5 "bob here, on node b"
+start_client bob b 6 "bob here, on node b"
 start_client dora c 100 "and dora, on node c"
 for name in alice bob dora; do
-  pid_variable="client_pid_$name"
-  wait_for "$work/$name.out" "\[dora\] and dora" 10 "${!pid_variable}" || fail "$name did not hear dora's hello"
+  wait_for "$work/$name.out" "\[dora\] and dora" 10 "${client_pid[$name]}" || fail "$name did not hear dora's hello"
 done
 
 step "Someone else tries to log in as \"alice\", on node c"
@@ -172,8 +176,8 @@ for name in alice bob; do
   heard_at=$(date +%s%N)
   printf '%s heard "dora left" %d ms after the kill\n' "$name" $(((heard_at - killed_at) / 1000000))
 done
-wait "$client_pid_alice" || fail "alice did not see all her lines"
-wait "$client_pid_bob" || fail "bob did not see all his lines"
+wait "${client_pid[alice]}" || fail "alice did not see all her lines"
+wait "${client_pid[bob]}" || fail "bob did not see all his lines"
 
 step "dora logs in again, on node a: her id was released with her node"
 "$client" --port "${node_port[a]}" --id dora --send "back again, now on node a" \
