@@ -305,7 +305,7 @@ start_configuration() {
 # machine's busy jiffies minus the servers', this shell's and its waited-for
 # children's (chat_bench, through timeout); in tenths of a percent of one core.
 cpu_sample() {
-  local label user nice system _idle _iowait _irq _softirq steal _rest stat fields pid
+  local _label user nice system _idle _iowait _irq _softirq steal _rest stat fields pid
   read -r _label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
   local server=0 shell=0 children=0
   for pid in $1; do
