@@ -34,9 +34,9 @@
 # Waiting for the last client also lets each node finish releasing its
 # clients' ids before it is stopped.
 #
-# Other processes: as in run_matrix.sh, around each chat_bench the machine's
-# busy jiffies (/proc/stat) minus the servers' (nodes + nats-server), this
-# shell's and chat_bench's CPU time; a run where others used more than
+# Other processes: as in run_matrix.sh (bench/cpu_others.sh), around each
+# chat_bench the machine's busy time minus the servers' (nodes + nats-server),
+# this shell's and chat_bench's CPU time; a run where others used more than
 # --other-cpu-limit % of one core is flagged, never dropped.
 #
 # It builds nothing: build chat_bench, v2_server and v3_server first, e.g.
@@ -301,41 +301,9 @@ start_configuration() {
   fi
 }
 
-# cpu_sample "PID..." / other_cpu BEFORE AFTER: as in run_matrix.sh, the
-# machine's busy jiffies minus the servers', this shell's and its waited-for
-# children's (chat_bench, through timeout); in tenths of a percent of one core.
-cpu_sample() {
-  local _label user nice system _idle _iowait _irq _softirq steal _rest stat fields pid
-  read -r _label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
-  local server=0 shell=0 children=0
-  for pid in $1; do
-    if [[ -r /proc/$pid/stat ]] && read -r stat <"/proc/$pid/stat"; then
-      read -r -a fields <<<"${stat##*) }"  # fields[0] is field 3 of proc(5)
-      server=$((server + fields[11] + fields[12]))
-    fi
-  done
-  read -r stat </proc/$$/stat
-  read -r -a fields <<<"${stat##*) }"
-  shell=$((fields[11] + fields[12]))
-  children=$((fields[13] + fields[14]))
-  cpu_now="${EPOCHREALTIME/./} $((user + nice + system)) $steal $server $shell $children"
-}
-other_cpu() {
-  local -a a b
-  read -r -a a <<<"$1"
-  read -r -a b <<<"$2"
-  local wall_us=$((b[0] - a[0]))
-  ((wall_us > 0)) || wall_us=1
-  local other=$(((b[1] - a[1]) - (b[3] - a[3]) - (b[4] - a[4]) - (b[5] - a[5])))
-  local steal=$((b[2] - a[2]))
-  echo "$((other * 1000000000 / (clk_tck * wall_us))) $((steal * 1000000000 / (clk_tck * wall_us)))"
-}
-tenths() {  # 123 -> 12.3, -7 -> -0.7
-  local value=$1 sign=""
-  if ((value < 0)); then sign=-; value=$((-value)); fi
-  printf '%s%d.%d' "$sign" $((value / 10)) $((value % 10))
-}
-clk_tck=$(getconf CLK_TCK)
+# cpu_sample "PID...", other_cpu, tenths: what other processes used meanwhile.
+# shellcheck source=bench/cpu_others.sh
+source bench/cpu_others.sh  # the working directory is the repository root
 json_number() {  # FILE KEY
   sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p" "$1" 2>/dev/null | head -1
 }

@@ -21,8 +21,9 @@
 # N -> mode -> server, servers innermost), so a change in the machine's load
 # hits every server alike.
 #
-# Other processes on the machine: around each chat_bench the script reads the
-# machine's busy time (user + nice + system jiffies in /proc/stat), the
+# Other processes on the machine: around each chat_bench the script reads how
+# long the machine's processors were busy (from the idle time in /proc/stat;
+# bench/cpu_others.sh says why not from its user and system columns), the
 # server's CPU time (/proc/PID/stat) and its own children's (chat_bench's,
 # cutime + cstime in /proc/$$/stat); what is left over was used by someone
 # else. A run where that exceeds --other-cpu-limit % of one core is flagged
@@ -243,49 +244,9 @@ protocol_of() {  # NAME -> chat_bench --protocol
   case $1 in v1-* | fanout) echo v1 ;; v2-*) echo v2 ;; *) echo "$1" ;; esac
 }
 
-# cpu_sample PID: sets cpu_now to "wall_us busy steal server shell children" — the
-# time, the machine's busy jiffies (user + nice + system; irq and softirq are
-# left out on both sides, since the kernel charges them to no process), its
-# steal jiffies, PID's CPU jiffies (utime + stime, all threads), this shell's
-# own, and its waited-for children's (cutime + cstime: chat_bench, through
-# timeout). Builtins only: a fork here would count as a child.
-cpu_sample() {
-  local _label user nice system _idle _iowait _irq _softirq steal _rest stat fields
-  read -r _label user nice system _idle _iowait _irq _softirq steal _rest </proc/stat
-  local server=0 shell=0 children=0
-  if [[ -r /proc/$1/stat ]] && read -r stat <"/proc/$1/stat"; then
-    read -r -a fields <<<"${stat##*) }"  # fields[0] is field 3 of proc(5)
-    server=$((fields[11] + fields[12]))
-  fi
-  read -r stat </proc/$$/stat
-  read -r -a fields <<<"${stat##*) }"
-  shell=$((fields[11] + fields[12]))
-  children=$((fields[13] + fields[14]))
-  cpu_now="${EPOCHREALTIME/./} $((user + nice + system)) $steal $server $shell $children"
-}
-
-# other_cpu BEFORE AFTER: "OTHER STEAL" between two cpu_samples, in tenths of a
-# percent of one core: the machine's busy time minus the server's, this shell's and
-# chat_bench's; and the time the hypervisor gave to other machines.
-other_cpu() {
-  local -a a b
-  read -r -a a <<<"$1"
-  read -r -a b <<<"$2"
-  local wall_us=$((b[0] - a[0]))
-  ((wall_us > 0)) || wall_us=1
-  local other=$(((b[1] - a[1]) - (b[3] - a[3]) - (b[4] - a[4]) - (b[5] - a[5])))
-  local steal=$((b[2] - a[2]))
-  # jiffies * 1e6 / (hz * wall_us) = cores; * 1000 = tenths of a percent
-  local other10=$((other * 1000000000 / (clk_tck * wall_us)))
-  local steal10=$((steal * 1000000000 / (clk_tck * wall_us)))
-  echo "$other10 $steal10"
-}
-tenths() {  # 123 -> 12.3, -7 -> -0.7
-  local value=$1 sign=""
-  if ((value < 0)); then sign=-; value=$((-value)); fi
-  printf '%s%d.%d' "$sign" $((value / 10)) $((value % 10))
-}
-clk_tck=$(getconf CLK_TCK)
+# cpu_sample, other_cpu, tenths: what other processes used meanwhile.
+# shellcheck source=bench/cpu_others.sh
+source bench/cpu_others.sh  # the working directory is the repository root
 
 json_number() {  # FILE KEY: a number from chat_bench's JSON (for the progress line)
   sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p" "$1" 2>/dev/null | head -1
