@@ -6,8 +6,10 @@ Every chapter of the tutorial (docs/chNN_*.md) ends with a section
 the chapter. This script
 
   1. checks the shape of every chapter: a title "# N. Title {#label}", the
-     sections "## Concepts", "## Goal" and "## Check this step" (a page
-     marked <!-- coming-soon --> is a placeholder and needs only its title);
+     sections "## Concepts", "## Goal" and "## Check this step", and
+     "## Exercises" after them (a page marked <!-- coming-soon --> is a
+     placeholder and needs only its title); and that chapter 8 stays method
+     and lessons, at most 2,000 words (`wc -w`), its tables in bench/results/;
   2. checks that every relative link in the repository's Markdown files
      (README.md, docs/, the stage READMEs) leads to a file that exists;
   3. runs every ```sh block of every "Check this step" section with bash,
@@ -44,7 +46,11 @@ from pathlib import Path
 
 CHECK_HEADING = "## Check this step"
 REQUIRED_SECTIONS = ("## Concepts", "## Goal", CHECK_HEADING)
+EXERCISES_HEADING = "## Exercises"
 PLACEHOLDER_MARK = "<!-- coming-soon -->"
+# Chapters that must stay short, in words as `wc -w` counts them: chapter 8
+# teaches method and lessons; its full tables belong in bench/results/.
+WORD_LIMITS = {"ch08_performance.md": 2000}
 TITLE = re.compile(r"^# (\d+)\. .+ \{#(ch\d\d_[a-z0-9_]+)\}$")
 FENCE = re.compile(r"^```(\S*)\s*$")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -109,6 +115,15 @@ def check_structure(chapter: Path, problems: list[str]) -> list[Block]:
             i for i, line in enumerate(lines) if line.startswith("## ")
         ):
             problems.append(f"{name}: Concepts must come first, then Goal, and Check this step later")
+    exercises = [i for i, line in enumerate(lines) if line.rstrip() == EXERCISES_HEADING]
+    if not exercises:
+        problems.append(f"{name}: no '{EXERCISES_HEADING}' section")
+    elif CHECK_HEADING in positions and exercises[0] < positions[CHECK_HEADING]:
+        problems.append(f"{name}: '{EXERCISES_HEADING}' must come after '{CHECK_HEADING}'")
+    limit = WORD_LIMITS.get(name)
+    words = sum(len(line.split()) for line in lines)
+    if limit is not None and words > limit:
+        problems.append(f"{name}: {words} words, more than its {limit} (move tables to bench/results/)")
     if CHECK_HEADING not in positions:
         return []
 
