@@ -88,12 +88,19 @@ StartedServer start_outside_server(const std::string& program, const std::string
 /// Exit code that CTest reads as "skipped" (SKIP_RETURN_CODE).
 constexpr int kSkipped = 77;
 
+/// Runs chat_bench with `arguments` (for at most a minute) and prints what it said.
+iocp_chat::test::ProcessResult run_chat_bench(const std::string& chat_bench,
+                                              const std::vector<std::string>& arguments) {
+  using namespace std::chrono_literals;
+  auto result = iocp_chat::test::run_process(chat_bench, arguments, 60s);
+  std::printf("%s%s", result.output.c_str(), result.errors.c_str());
+  return result;
+}
+
 /// Runs chat_bench with `arguments`; passes (0) if it exits 1 and says `failure`.
 int check_chat_bench_fails(const std::string& chat_bench, const std::vector<std::string>& arguments,
                            const std::string& failure) {
-  using namespace std::chrono_literals;
-  const auto result = iocp_chat::test::run_process(chat_bench, arguments, 60s);
-  std::printf("%s%s", result.output.c_str(), result.errors.c_str());
+  const auto result = run_chat_bench(chat_bench, arguments);
   if (result.timed_out || result.exit_code != 1 || result.errors.find(failure) == std::string::npos) {
     std::fprintf(stderr, "bench_smoke: expected chat_bench to exit 1 saying \"%s\"; it exited %d%s\n",
                  failure.c_str(), result.exit_code, result.timed_out ? " (timed out)" : "");
@@ -106,9 +113,7 @@ int check_chat_bench_fails(const std::string& chat_bench, const std::vector<std:
 /// Runs chat_bench with `arguments`; passes (0) if it exits 0 and its JSON file reports deliveries.
 int check_chat_bench(const std::string& chat_bench, const std::vector<std::string>& arguments,
                      const std::string& json) {
-  using namespace std::chrono_literals;
-  const auto result = iocp_chat::test::run_process(chat_bench, arguments, 60s);
-  std::printf("%s%s", result.output.c_str(), result.errors.c_str());
+  const auto result = run_chat_bench(chat_bench, arguments);
   if (result.timed_out || result.exit_code != 0) {
     std::fprintf(stderr, "bench_smoke: chat_bench exited %d%s\n", result.exit_code,
                  result.timed_out ? " (timed out)" : "");
