@@ -6,17 +6,14 @@ against the files they measure, so a figure cannot drift from the code.
 
 The stage READMEs say how much a learner reads (issue #13): file lengths
 with the `wc -l` command that measures them, and the longest functions with
-an `awk` command shown below the table. This check runs the same
-measurements and compares, row by row:
+an `awk` command shown below the table. This check runs those very commands
+(with bash, from the repository root) and compares, row by row:
 
-- a row whose last cell is `` `wc -l FILE...` `` (with shell braces such as
-  `chat_server.{hpp,cpp}`) must give one number per file, in order, in its
-  second cell ("77 + 163" or "350");
+- a row whose last cell is `` `wc -l FILE...` `` must give the counts wc
+  prints, one per file, in order, in its second cell ("77 + 163" or "350");
 - a row whose last cell says "the `awk` below" names functions in its first
   cell (`` `ChatServer::on_bytes` ``, `` `start` ``) and their lengths in its
-  second ("26, 13"); a function's length is counted as the README's awk
-  command counts it (signature line at the start of a line ending in "{",
-  to the "}" at the start of a line), over the files that command lists.
+  second ("26, 13"), as the README's awk command prints them.
 
 It prints every row that differs, with the measured figure, and exits 1 if
 there is one.
@@ -24,52 +21,29 @@ there is one.
 import argparse
 import pathlib
 import re
+import subprocess
 import sys
 
 READMES = ("v1_basic_broadcast/README.md", "v2_packets/README.md")
-FUNCTION_START = re.compile(r"^[A-Za-z].*\{$")
-NOT_A_FUNCTION = re.compile(r"^(namespace|struct|class|enum)")
-BRACES = re.compile(r"^(.*)\{([^{}]*)\}(.*)$")
 
 
-def expand_braces(word: str) -> list[str]:
-    """Expands one level of shell braces: a.{hpp,cpp} -> a.hpp a.cpp."""
-    match = BRACES.match(word)
-    if not match:
-        return [word]
-    head, choices, tail = match.groups()
-    return [head + choice + tail for choice in choices.split(",")]
+def run(command: str, root: pathlib.Path) -> str:
+    """Runs a README's command with bash, from the repository root, as a learner would."""
+    return subprocess.run(["bash", "-c", command], cwd=root, check=True, capture_output=True, text=True).stdout
 
 
-def line_count(path: pathlib.Path) -> int:
-    """What `wc -l` prints: the number of newline characters."""
-    return path.read_bytes().count(b"\n")
-
-
-def function_lengths(paths: list[pathlib.Path]) -> dict[str, int]:
-    """Every function's length as the READMEs' awk command counts it, by its
-    qualified name (ServerCore::start) as written in the signature."""
-    lengths: dict[str, int] = {}
-    for path in paths:
-        start, name = 0, ""
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if FUNCTION_START.match(line) and not NOT_A_FUNCTION.match(line):
-                start = number
-                found = re.search(r"([A-Za-z_][\w:]*)\s*\(", line)
-                name = found.group(1) if found else line
-            elif line == "}" and start:
-                lengths[name] = number - start + 1
-                start = 0
-    return lengths
-
-
-def awk_files(text: str) -> list[str]:
-    """The files named by the README's awk command (the ```sh block that runs awk)."""
+def function_lengths(text: str, root: pathlib.Path) -> dict[str, int]:
+    """Runs the README's awk command (the ```sh block that runs awk, without its
+    `| sort | head`) and returns every function's length by its qualified name."""
     for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
         if "awk" in block:
-            words = block.replace("\\\n", " ").split()
-            return [word for word in words if re.search(r"\.(cpp|hpp)$", word)]
-    return []
+            lengths = {}
+            for line in run(block.split("| sort")[0], root).splitlines():
+                found = re.match(r"(\d+) \S+ .*?([A-Za-z_][\w:]*)\s*\(", line)
+                if found:
+                    lengths[found.group(2)] = int(found.group(1))
+            return lengths
+    return {}
 
 
 def numbers_in(cell: str) -> list[int]:
@@ -78,7 +52,7 @@ def numbers_in(cell: str) -> list[int]:
 
 def check(root: pathlib.Path, readme: str) -> list[str]:
     text = (root / readme).read_text(encoding="utf-8")
-    lengths = function_lengths([root / name for name in awk_files(text)])
+    lengths = function_lengths(text, root)
     problems = []
     for number, line in enumerate(text.splitlines(), 1):
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -86,14 +60,14 @@ def check(root: pathlib.Path, readme: str) -> list[str]:
             continue
         what, figures, command = cells
         written = numbers_in(figures)
-        wc = re.fullmatch(r"`wc -l ([^`]+)`", command)
+        wc = re.fullmatch(r"`(wc -l [^`]+)`", command)
         if wc:
-            files = [name for word in wc.group(1).split() for name in expand_braces(word)]
-            measured = [line_count(root / name) for name in files]
+            # wc prints one line per file, then a total line when there are several.
+            counts = [int(out.split()[0]) for out in run(wc.group(1), root).splitlines()]
+            measured = counts[:-1] if len(counts) > 1 else counts
         elif "the `awk` below" in command:
-            names = re.findall(r"`([A-Za-z_][\w:]*)`", what)
             measured = []
-            for name in names:
+            for name in re.findall(r"`([A-Za-z_][\w:]*)`", what):
                 matches = [length for full, length in lengths.items()
                            if full == name or full.endswith("::" + name)]
                 measured.append(matches[0] if len(matches) == 1 else -1)
