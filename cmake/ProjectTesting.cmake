@@ -39,6 +39,36 @@ function(iocp_chat_configure_test_target target)
   endif()
 endfunction()
 
+# One precompiled header for every GoogleTest program, built once per tree:
+# GoogleTest's header and the standard headers most tests include are then
+# parsed once, not once per test file (about a fifth of a test file's compile
+# time; 40 test files in four configurations). GCC only: clang (the tsan and
+# fuzz presets) refuses a precompiled header whose macros differ from the
+# command line's, and every test program defines its own paths. The owner is
+# an object library of one empty file with the test programs' own flags and
+# GoogleTest's macros (and on Windows the windows.h settings every target
+# has) but no others: GCC refuses the header in a file where a macro defined
+# when it was built is not defined, or where one the header uses is defined
+# differently (-Winvalid-pch, which CMake adds, and -Werror stop the build
+# then); extra macros that the header does not use — the paths and backends
+# each test program defines — are fine.
+function(iocp_chat_reuse_test_pch target)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    return()
+  endif()
+  if(NOT TARGET iocp_chat_test_pch)
+    set(anchor ${CMAKE_BINARY_DIR}/iocp_chat_test_pch.cpp)
+    file(CONFIGURE OUTPUT ${anchor} CONTENT "// The precompiled header's owner: nothing to compile of its own.\n")
+    add_library(iocp_chat_test_pch OBJECT ${anchor})
+    iocp_chat_configure_test_target(iocp_chat_test_pch)
+    target_link_libraries(iocp_chat_test_pch PRIVATE GTest::gtest)
+    target_precompile_headers(iocp_chat_test_pch PRIVATE
+      <gtest/gtest.h> <atomic> <chrono> <condition_variable> <functional> <memory> <mutex> <string> <thread>
+      <vector>)
+  endif()
+  target_precompile_headers(${target} REUSE_FROM iocp_chat_test_pch)
+endfunction()
+
 # A GoogleTest program from SOURCES, linked to LIBS, with every test labelled
 # LABEL. PREFIX goes before each test's name in ctest, for a source built once
 # per stage (its tests would otherwise have the same names twice). PROCESSORS
@@ -53,6 +83,7 @@ function(iocp_chat_add_gtest name)
   add_executable(${name} ${ARG_SOURCES})
   iocp_chat_configure_test_target(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  iocp_chat_reuse_test_pch(${name})
   gtest_discover_tests(${name}
     TEST_PREFIX "${ARG_PREFIX}"
     DISCOVERY_TIMEOUT 120
